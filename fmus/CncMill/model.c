@@ -1,0 +1,160 @@
+/*
+ * CncMill: a CNC machining centre face-milling steel parts.
+ * Equations and parameter sources: README.md in this folder.
+ */
+#include "fmu_runtime.h"
+
+#include <math.h>
+
+#define MODE_OFF 0
+#define MODE_STANDBY 1
+#define MODE_IDLE 2
+#define MODE_CUTTING 3
+
+#define PI 3.14159265358979323846
+
+const double MODEL_MAX_SUBSTEP = 1.0; /* s; spindle time constant is ~490 s */
+
+/* Feed rate v_f = f_z * z * n [mm/min]. */
+static double feed_rate(const ModelInstance *inst) {
+    return R(feed_per_tooth) * (double)I(tooth_count) * R(spindle_speed);
+}
+
+/* Material removal rate at the commanded speed and feed [mm3/s]. */
+static double commanded_mrr(const ModelInstance *inst) {
+    return R(depth_of_cut) * R(width_of_cut) * feed_rate(inst) / 60.0;
+}
+
+/* Specific cutting energy with chip-thickness and wear effects [J/mm3]. */
+static double specific_energy(const ModelInstance *inst) {
+    double thickness = pow(R(feed_per_tooth) / R(reference_chip_thickness),
+                           -R(chip_thickness_exponent));
+    double dullness = 1.0 + R(dull_tool_energy_factor) * R(tool_wear) / R(wear_limit);
+    return R(specific_cutting_energy) * thickness * dullness;
+}
+
+/* Tip power while cutting at the commanded conditions [kW]. */
+static double commanded_cutting_power(const ModelInstance *inst) {
+    return specific_energy(inst) * commanded_mrr(inst) / 1000.0;
+}
+
+static double spindle_no_load_power(const ModelInstance *inst) {
+    double n = R(spindle_speed);
+    return R(spindle_loss_linear) * n + R(spindle_loss_quadratic) * n * n;
+}
+
+/* Electrical power [kW] and heat into the spindle unit [kW] in the current mode. */
+static void power_and_heat(const ModelInstance *inst, double *power, double *heat) {
+    switch (I(mode)) {
+    case MODE_OFF:
+        *power = 0.0;
+        *heat = 0.0;
+        return;
+    case MODE_STANDBY:
+        *power = R(standby_power);
+        *heat = 0.0;
+        return;
+    case MODE_IDLE:
+        *power = R(ready_power);
+        *heat = 0.0;
+        return;
+    default: {
+        double tip = commanded_cutting_power(inst);
+        double spindle = spindle_no_load_power(inst);
+        double cutting_loss = R(spindle_loss_fraction) * tip;
+        *power = R(ready_power) + spindle + tip + cutting_loss;
+        *heat = spindle + cutting_loss;
+    }
+    }
+}
+
+/* Taylor tool life [min] at the commanded conditions and reference temperature. */
+static double taylor_life(const ModelInstance *inst) {
+    double vc = PI * R(tool_diameter) * R(spindle_speed) / 1000.0;
+    double feed_term = pow(R(feed_per_tooth) / R(reference_feed), R(taylor_feed_exponent));
+    return pow(R(taylor_constant) / (vc * feed_term), 1.0 / R(taylor_exponent));
+}
+
+/* Vibration velocity RMS [mm/s] if the machine were cutting now. */
+static double cutting_vibration(const ModelInstance *inst) {
+    double n = R(spindle_speed) / 1000.0;
+    double wear = R(tool_wear) / R(wear_limit);
+    double spindle = R(vibration_spindle_coefficient) * n * n;
+    double cutting = R(vibration_cutting_coefficient) * sqrt(commanded_cutting_power(inst)) *
+                     (1.0 + R(vibration_wear_gain) * wear * wear);
+    double background = R(vibration_background);
+    return sqrt(background * background + spindle * spindle + cutting * cutting);
+}
+
+fmi2Status model_initialize(ModelInstance *inst) {
+    R(spindle_temperature) = R(initial_spindle_temperature);
+    R(tool_wear) = R(initial_tool_wear);
+    R(energy) = 0.0;
+    R(parts_machined) = 0.0;
+    B(previous_tool_change) = B(tool_change);
+    return fmi2OK;
+}
+
+void model_event(ModelInstance *inst) {
+    if (B(tool_change) && !B(previous_tool_change)) {
+        R(tool_wear) = R(initial_tool_wear);
+        tf_log(inst, fmi2OK, "logEvents", "tool change at t=%g s", inst->s.time);
+    }
+    B(previous_tool_change) = B(tool_change);
+}
+
+void model_advance(ModelInstance *inst, double h) {
+    double power, heat, tau, steady, previous;
+    power_and_heat(inst, &power, &heat);
+
+    /* Spindle thermal ODE C dT/dt = Q - (T - T_amb) / R, solved exactly for constant Q. */
+    tau = R(thermal_capacity) * R(thermal_resistance);
+    steady = R(ambient_temperature) + heat * 1000.0 * R(thermal_resistance);
+    previous = R(spindle_temperature);
+    R(spindle_temperature) = steady + (previous - steady) * exp(-h / tau);
+
+    R(energy) += power * h / 3600.0;
+
+    if (I(mode) == MODE_CUTTING) {
+        double mean_temperature = 0.5 * (previous + R(spindle_temperature));
+        double thermal = exp(R(wear_temperature_coefficient) *
+                             (mean_temperature - R(wear_reference_temperature)));
+        double rate = R(wear_limit) / (taylor_life(inst) * 60.0); /* mm/s */
+        R(tool_wear) += rate * thermal * R(wear_rate_factor) * h;
+        R(parts_machined) += commanded_mrr(inst) * h / (R(part_volume) * 1000.0);
+    }
+}
+
+void model_outputs(ModelInstance *inst) {
+    double power, heat, wear, vibration, temperature_excess, defect;
+    int cutting = I(mode) == MODE_CUTTING;
+    double mrr = commanded_mrr(inst);
+
+    power_and_heat(inst, &power, &heat);
+    R(power) = power;
+    R(cutting_power) = cutting ? commanded_cutting_power(inst) : 0.0;
+    R(material_removal_rate) = cutting ? mrr * 60.0 / 1000.0 : 0.0;
+    R(cutting_speed) = PI * R(tool_diameter) * R(spindle_speed) / 1000.0;
+    R(tool_life) = taylor_life(inst);
+    R(cutting_time) = R(part_volume) * 1000.0 / mrr;
+    R(cycle_time) = R(cutting_time) + R(handling_time);
+
+    wear = R(tool_wear) / R(wear_limit);
+    vibration = cutting_vibration(inst);
+    switch (I(mode)) {
+    case MODE_OFF: R(vibration_rms) = 0.0; break;
+    case MODE_CUTTING: R(vibration_rms) = vibration; break;
+    default: R(vibration_rms) = R(vibration_background); break;
+    }
+
+    defect = R(defect_base) + R(defect_wear_gain) * wear * wear +
+             R(defect_vibration_gain) * fmax(0.0, vibration - R(vibration_zone_ab)) /
+                 R(vibration_zone_ab);
+    R(defect_probability) = fmin(1.0, defect);
+
+    temperature_excess = fmax(0.0, R(spindle_temperature) - R(alarm_temperature));
+    R(hazard_rate) = I(mode) == MODE_OFF
+                         ? 0.0
+                         : R(base_hazard_rate) * (1.0 + R(hazard_wear_gain) * wear * wear) *
+                               exp(temperature_excess / R(hazard_temperature_scale));
+}
