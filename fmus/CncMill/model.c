@@ -103,26 +103,37 @@ void model_event(ModelInstance *inst) {
     B(previous_tool_change) = B(tool_change);
 }
 
+/* Exact first-order response of the spindle temperature to constant heat over h. */
+static double spindle_temperature_after(const ModelInstance *inst, double heat, double h) {
+    double tau = R(thermal_capacity) * R(thermal_resistance);
+    double steady = R(ambient_temperature) + heat * 1000.0 * R(thermal_resistance);
+    return steady + (R(spindle_temperature) - steady) * exp(-h / tau);
+}
+
+/*
+ * Heat and power rise with tool wear (dull-tool energy) and wear rises with
+ * temperature, so one sub-step is a predictor-corrector (Heun) step: predict
+ * the temperature with the heat at the start, advance wear with the mean
+ * temperature, then redo the temperature with the mean heat and integrate
+ * energy by the trapezoid rule. Second order in h.
+ */
 void model_advance(ModelInstance *inst, double h) {
-    double power, heat, tau, steady, previous;
+    double power, heat, power_after, heat_after, predicted;
     power_and_heat(inst, &power, &heat);
-
-    /* Spindle thermal ODE C dT/dt = Q - (T - T_amb) / R, solved exactly for constant Q. */
-    tau = R(thermal_capacity) * R(thermal_resistance);
-    steady = R(ambient_temperature) + heat * 1000.0 * R(thermal_resistance);
-    previous = R(spindle_temperature);
-    R(spindle_temperature) = steady + (previous - steady) * exp(-h / tau);
-
-    R(energy) += power * h / 3600.0;
+    predicted = spindle_temperature_after(inst, heat, h);
 
     if (I(mode) == MODE_CUTTING) {
-        double mean_temperature = 0.5 * (previous + R(spindle_temperature));
+        double mean_temperature = 0.5 * (R(spindle_temperature) + predicted);
         double thermal = exp(R(wear_temperature_coefficient) *
                              (mean_temperature - R(wear_reference_temperature)));
         double rate = R(wear_limit) / (taylor_life(inst) * 60.0); /* mm/s */
         R(tool_wear) += rate * thermal * R(wear_rate_factor) * h;
         R(parts_machined) += commanded_mrr(inst) * h / (R(part_volume) * 1000.0);
     }
+
+    power_and_heat(inst, &power_after, &heat_after);
+    R(spindle_temperature) = spindle_temperature_after(inst, 0.5 * (heat + heat_after), h);
+    R(energy) += 0.5 * (power + power_after) * h / 3600.0;
 }
 
 void model_outputs(ModelInstance *inst) {

@@ -1,0 +1,36 @@
+"""Shared fixtures: the shipped FMUs, built once per session and extracted once."""
+
+from __future__ import annotations
+
+import fmpy
+import pytest
+
+import fmus
+
+
+@pytest.fixture(scope="session")
+def fmu_files() -> dict[str, str]:
+    return {name: str(fmus.path(name)) for name in fmus.names()}
+
+
+@pytest.fixture(scope="session")
+def unzipped(fmu_files, tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("fmus")
+    return {name: fmpy.extract(path, unzipdir=str(root / name)) for name, path in fmu_files.items()}
+
+
+@pytest.fixture
+def make_slave(unzipped):
+    """Factory: make_slave("CncMill") -> an instantiated (not yet initialised) Slave."""
+    from tests.fmus.slave import Slave
+
+    created = []
+
+    def factory(name: str, instance_name: str = "instance"):
+        slave = Slave(unzipped[name], instance_name)
+        created.append(slave)
+        return slave
+
+    yield factory
+    for slave in created:
+        slave.close()
