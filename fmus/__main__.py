@@ -18,9 +18,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="build models (all by default) and print their paths")
-    build.add_argument("models", nargs="*", metavar="MODEL", help=f"models to build: {', '.join(names())}")
+    build.add_argument(
+        "models", nargs="*", metavar="MODEL", help=f"models to build: {', '.join(names())}"
+    )
     build.add_argument("--out", type=Path, help="also copy the built .fmu files into this folder")
-    build.add_argument("--rebuild", action="store_true", help="build even if a cached archive exists")
+    build.add_argument(
+        "--rebuild", action="store_true", help="build even if a cached archive exists"
+    )
     commands.add_parser("list", help="print the names of the shipped models")
     args = parser.parse_args(argv)
 

@@ -57,7 +57,9 @@ def read_model_info(model_description: Path) -> ModelInfo:
     try:
         root = ET.parse(model_description).getroot()
     except ET.ParseError as error:
-        raise ModelDescriptionError(f"{model_description}: not well-formed XML ({error})") from error
+        raise ModelDescriptionError(
+            f"{model_description}: not well-formed XML ({error})"
+        ) from error
     co_simulation = root.find("CoSimulation")
     if root.get("fmiVersion") != "2.0" or co_simulation is None:
         raise ModelDescriptionError(
@@ -124,27 +126,18 @@ def render_header(info: ModelInfo) -> str:
         f"#define MODEL_GUID {_c_string(info.guid)}",
     ]
     prefixes = {"Real": "R", "Integer": "I", "Boolean": "B"}
-    tables = {"Real": "REAL_VARIABLES", "Integer": "INTEGER_VARIABLES", "Boolean": "BOOLEAN_VARIABLES"}
+    tables = {
+        "Real": "REAL_VARIABLES",
+        "Integer": "INTEGER_VARIABLES",
+        "Boolean": "BOOLEAN_VARIABLES",
+    }
     counts = {"Real": "N_REALS", "Integer": "N_INTEGERS", "Boolean": "N_BOOLEANS"}
     for type_name in _TYPES:
         typed = [variable for variable in info.variables if variable.type_name == type_name]
         lines.append(f"#define {counts[type_name]} {len(typed)}")
         for index, variable in enumerate(typed):
             lines.append(f"#define {prefixes[type_name]}_{variable.name} {index}")
-        rows = [
-            "    {%d, %s, %s, CAUSALITY_%s, VARIABILITY_%s, %s, %s, %s}"
-            % (
-                variable.value_reference,
-                _c_string(variable.name),
-                _c_string(variable.unit),
-                _causality_constant(variable.causality),
-                variable.variability.upper(),
-                _c_double(variable.start),
-                _c_double(variable.min),
-                _c_double(variable.max),
-            )
-            for variable in typed
-        ]
+        rows = [_table_row(variable) for variable in typed]
         if not rows:
             rows = ['    {0, "", "", CAUSALITY_LOCAL, VARIABILITY_CONSTANT, 0, 0, 0}']
         lines.append(f"static const VariableInfo {tables[type_name]}[] = {{")
@@ -152,6 +145,20 @@ def render_header(info: ModelInfo) -> str:
         lines.append("};")
     lines.append("#endif")
     return "\n".join(lines) + "\n"
+
+
+def _table_row(variable: Variable) -> str:
+    fields = [
+        str(variable.value_reference),
+        _c_string(variable.name),
+        _c_string(variable.unit),
+        f"CAUSALITY_{_causality_constant(variable.causality)}",
+        f"VARIABILITY_{variable.variability.upper()}",
+        _c_double(variable.start),
+        _c_double(variable.min),
+        _c_double(variable.max),
+    ]
+    return "    {" + ", ".join(fields) + "}"
 
 
 def _causality_constant(causality: str) -> str:

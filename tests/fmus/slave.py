@@ -7,6 +7,7 @@ from __future__ import annotations
 from ctypes import byref
 
 from fmpy import read_model_description
+from fmpy.fmi1 import calloc, free
 from fmpy.fmi2 import (
     FMU2Slave,
     fmi2CallbackAllocateMemoryTYPE,
@@ -14,7 +15,6 @@ from fmpy.fmi2 import (
     fmi2CallbackFunctions,
     fmi2CallbackLoggerTYPE,
 )
-from fmpy.fmi1 import calloc, free
 from fmpy.logging import addLoggerProxy
 
 
@@ -69,13 +69,17 @@ class Slave:
 
     def get(self, name: str) -> float:
         variable = self.variables[name]
-        getter = {"Real": self.fmu.getReal, "Integer": self.fmu.getInteger,
-                  "Boolean": self.fmu.getBoolean}[variable.type]
+        getter = {
+            "Real": self.fmu.getReal,
+            "Integer": self.fmu.getInteger,
+            "Boolean": self.fmu.getBoolean,
+        }[variable.type]
         return getter([variable.valueReference])[0]
 
     def outputs(self) -> dict[str, float]:
-        return {name: self.get(name) for name, v in self.variables.items()
-                if v.causality == "output"}
+        return {
+            name: self.get(name) for name, v in self.variables.items() if v.causality == "output"
+        }
 
     def step(self, size: float, count: int = 1) -> None:
         for _ in range(count):

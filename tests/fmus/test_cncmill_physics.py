@@ -11,27 +11,33 @@ OFF, STANDBY, IDLE, CUTTING = 0, 1, 2, 3
 
 
 def parameters(slave) -> dict[str, float]:
-    return {name: slave.get(name) for name, v in slave.variables.items()
-            if v.causality == "parameter"}
+    return {
+        name: slave.get(name) for name, v in slave.variables.items() if v.causality == "parameter"
+    }
 
 
 def spindle_heat_kw(p: dict[str, float], n: float, fz: float) -> float:
     """Heat into the spindle while cutting with a tool of zero wear, from the README's equations."""
     mrr = p["depth_of_cut"] * p["width_of_cut"] * fz * p["tooth_count"] * n / 60.0  # mm3/s
     u = p["specific_cutting_energy"] * (fz / p["reference_chip_thickness"]) ** (
-        -p["chip_thickness_exponent"])
+        -p["chip_thickness_exponent"]
+    )
     tip = u * mrr / 1000.0
-    return p["spindle_loss_linear"] * n + p["spindle_loss_quadratic"] * n**2 + (
-        p["spindle_loss_fraction"] * tip)
+    return (
+        p["spindle_loss_linear"] * n
+        + p["spindle_loss_quadratic"] * n**2
+        + (p["spindle_loss_fraction"] * tip)
+    )
 
 
 def test_steady_state_temperature_matches_analytic_value(make_slave):
-    mill = make_slave("CncMill").initialize(mode=CUTTING, wear_rate_factor=0.0,
-                                             ambient_temperature=22.0)
+    mill = make_slave("CncMill").initialize(
+        mode=CUTTING, wear_rate_factor=0.0, ambient_temperature=22.0
+    )
     p = parameters(mill)
     tau = p["thermal_capacity"] * p["thermal_resistance"]
     steady = 22.0 + spindle_heat_kw(p, 1300.0, 0.15) * 1000.0 * p["thermal_resistance"]
-    mill.step(60.0, count=int(round(tau * 40 / 60)))
+    mill.step(60.0, count=round(tau * 40 / 60))
     assert mill.get("spindle_temperature") == pytest.approx(steady, rel=1e-9)
 
 
@@ -43,7 +49,8 @@ def test_warm_up_follows_first_order_response(make_slave):
     steady = 20.0 + spindle_heat_kw(p, 1300.0, 0.15) * 1000.0 * p["thermal_resistance"]
     mill.step(tau / 100, count=100)
     assert mill.get("spindle_temperature") == pytest.approx(
-        steady + (t0 - steady) * math.exp(-1.0), rel=1e-9)
+        steady + (t0 - steady) * math.exp(-1.0), rel=1e-9
+    )
 
 
 def test_spindle_cools_to_ambient_when_idle(make_slave):
@@ -85,8 +92,11 @@ def test_wear_never_decreases_and_grows_only_while_cutting(make_slave):
     previous = mill.get("tool_wear")
     for _ in range(400):
         mode = int(rng.integers(0, 4))
-        mill.set(mode=mode, spindle_speed=float(rng.uniform(600, 2000)),
-                 feed_per_tooth=float(rng.uniform(0.08, 0.3)))
+        mill.set(
+            mode=mode,
+            spindle_speed=float(rng.uniform(600, 2000)),
+            feed_per_tooth=float(rng.uniform(0.08, 0.3)),
+        )
         mill.step(float(rng.choice([1.0, 10.0, 60.0])))
         wear = mill.get("tool_wear")
         if mode == CUTTING:
@@ -99,7 +109,8 @@ def test_wear_never_decreases_and_grows_only_while_cutting(make_slave):
 def test_wear_follows_taylor_life(make_slave):
     """At the reference temperature a new tool reaches the wear limit after the Taylor life."""
     mill = make_slave("CncMill").initialize(
-        mode=CUTTING, initial_spindle_temperature=45.0, wear_temperature_coefficient=0.0)
+        mode=CUTTING, initial_spindle_temperature=45.0, wear_temperature_coefficient=0.0
+    )
     life_min = mill.get("tool_life")
     p = parameters(mill)
     vc = math.pi * p["tool_diameter"] * 1300.0 / 1000.0
@@ -120,8 +131,9 @@ def test_faster_cutting_wears_the_tool_faster(make_slave):
 def test_hotter_spindle_wears_the_tool_faster(make_slave):
     wear = []
     for ambient in (10.0, 30.0):
-        mill = make_slave("CncMill").initialize(mode=CUTTING, ambient_temperature=ambient,
-                                                 initial_spindle_temperature=ambient)
+        mill = make_slave("CncMill").initialize(
+            mode=CUTTING, ambient_temperature=ambient, initial_spindle_temperature=ambient
+        )
         mill.step(60.0, count=60)
         wear.append(mill.get("tool_wear"))
     assert wear[0] < wear[1]
@@ -137,7 +149,8 @@ def test_hazard_rises_with_wear_and_over_temperature(make_slave):
     cool = make_slave("CncMill").initialize(mode=CUTTING, initial_spindle_temperature=50.0)
     hot = make_slave("CncMill").initialize(mode=CUTTING, initial_spindle_temperature=70.0)
     assert hot.get("hazard_rate") == pytest.approx(
-        cool.get("hazard_rate") * math.exp(15.0 / 10.0), rel=1e-12)
+        cool.get("hazard_rate") * math.exp(15.0 / 10.0), rel=1e-12
+    )
 
 
 def test_off_machine_cannot_fail_and_draws_no_power(make_slave):

@@ -12,12 +12,23 @@ GRAVITY = 9.80665
 
 def test_conveyor_power_from_speed_and_load(make_slave):
     conveyor = make_slave("Conveyor").initialize()
-    p = {n: conveyor.get(n) for n in ("length", "rolling_resistance", "roller_pitch",
-                                      "roller_drag", "drive_efficiency", "standby_power")}
+    p = {
+        n: conveyor.get(n)
+        for n in (
+            "length",
+            "rolling_resistance",
+            "roller_pitch",
+            "roller_drag",
+            "drive_efficiency",
+            "standby_power",
+        )
+    }
     for speed, load in ((0.3, 200.0), (1.0, 0.0), (0.5, 1500.0)):
         conveyor.set(belt_speed=speed, load_mass=load)
-        force = load * GRAVITY * p["rolling_resistance"] + math.floor(
-            p["length"] / p["roller_pitch"]) * p["roller_drag"]
+        force = (
+            load * GRAVITY * p["rolling_resistance"]
+            + math.floor(p["length"] / p["roller_pitch"]) * p["roller_drag"]
+        )
         expected = p["standby_power"] + force * speed / p["drive_efficiency"] / 1000.0
         assert conveyor.get("tractive_force") == pytest.approx(force)
         assert conveyor.get("power") == pytest.approx(expected)
@@ -43,7 +54,8 @@ def test_conveyor_motor_reaches_analytic_steady_temperature(make_slave):
     tau = conveyor.get("thermal_capacity") * conveyor.get("thermal_resistance")
     conveyor.step(60.0, count=int(40 * tau / 60))
     assert conveyor.get("motor_temperature") == pytest.approx(
-        20.0 + losses * conveyor.get("thermal_resistance"), rel=1e-9)
+        20.0 + losses * conveyor.get("thermal_resistance"), rel=1e-9
+    )
     assert conveyor.get("distance_travelled") == pytest.approx(1.5 * conveyor.time)
 
 
@@ -56,7 +68,8 @@ def test_robot_cycle_time_and_power_from_speed(make_slave):
         cycle[speed] = robot.get("cycle_time")
         assert cycle[speed] == pytest.approx(process + motion / speed)
         assert robot.get("energy_per_cycle") == pytest.approx(
-            robot.get("power") * cycle[speed] / 3.6)
+            robot.get("power") * cycle[speed] / 3.6
+        )
     # drive power alone: half speed cuts it by about 70 % (speed exponent 1.75)
     drive = robot.get("drive_power")
     assert drive * 0.5 ** robot.get("speed_exponent") / drive == pytest.approx(0.297, abs=0.01)
@@ -100,4 +113,5 @@ def test_robot_joint_reaches_analytic_steady_temperature(make_slave):
     tau = robot.get("thermal_capacity") * robot.get("thermal_resistance")
     robot.step(60.0, count=int(40 * tau / 60))
     assert robot.get("joint_temperature") == pytest.approx(
-        20.0 + heat_w * robot.get("thermal_resistance"), rel=1e-9)
+        20.0 + heat_w * robot.get("thermal_resistance"), rel=1e-9
+    )

@@ -10,9 +10,17 @@ from __future__ import annotations
 import pytest
 
 PROFILES = {
-    "CncMill": [dict(mode=3), dict(mode=2, spindle_speed=1800.0), dict(mode=3, feed_per_tooth=0.25)],
+    "CncMill": [
+        dict(mode=3),
+        dict(mode=2, spindle_speed=1800.0),
+        dict(mode=3, feed_per_tooth=0.25),
+    ],
     "Conveyor": [dict(load_mass=800.0), dict(belt_speed=1.2), dict(running=False)],
-    "RobotCell": [dict(mode=3), dict(speed_override=0.5, payload=15.0), dict(mode=3, speed_override=1.0)],
+    "RobotCell": [
+        dict(mode=3),
+        dict(speed_override=0.5, payload=15.0),
+        dict(mode=3, speed_override=1.0),
+    ],
 }
 STEP_SIZES = (0.1, 1.0, 10.0, 60.0)
 SEGMENT = 600.0  # seconds per profile segment; inputs change on multiples of 60 s
