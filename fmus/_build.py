@@ -115,7 +115,8 @@ def _platform_folder() -> str:
     return fmpy.platform
 
 
-def _find_compiler() -> str:
+def find_compiler() -> str:
+    """Path of the C compiler (``$CC`` or ``cc``); CompilerNotFoundError says what to install."""
     requested = os.environ.get("CC", "cc")
     found = shutil.which(requested)
     if found is None:
@@ -134,7 +135,7 @@ def _compile(name: str, sources: Path, binary: Path) -> None:
             "source FMU with fmpy.build.build_platform_binary (needs CMake and MSVC)."
         )
     command = [
-        _find_compiler(),
+        find_compiler(),
         *_COMPILE_FLAGS,
         f"-I{sources}",
         str(sources / "model.c"),
