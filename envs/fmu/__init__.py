@@ -15,6 +15,7 @@ from envs.fmu.errors import (
 )
 from envs.fmu.unit import Capabilities, FmuUnit, RealIO, Snapshot
 from envs.fmu.variables import Variable
+from envs.fmu.worker import FmuWorker, WorkerRealIO, WorkerSnapshot
 
 __all__ = [
     "Capabilities",
@@ -24,8 +25,11 @@ __all__ = [
     "FmuStateError",
     "FmuUnit",
     "FmuVariableError",
+    "FmuWorker",
     "FmuWorkerError",
     "RealIO",
     "Snapshot",
     "Variable",
+    "WorkerRealIO",
+    "WorkerSnapshot",
 ]

@@ -27,6 +27,9 @@ class FmuCallError(FmuError):
         logged = "; ".join(messages) if messages else "the FMU logged nothing"
         super().__init__(f"{unit}: {function} returned {status}: {logged}")
 
+    def __reduce__(self):  # picklable across the worker-process pipe
+        return (type(self), (self.unit, self.function, self.status, self.messages))
+
 
 class FmuStateError(FmuError):
     """Snapshots are not available for this FMU (it does not support getting FMU states)."""

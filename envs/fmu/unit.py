@@ -568,5 +568,12 @@ class RealIO:
         return self._out.copy()
 
 
+    def exchange(self, values: np.ndarray, dt: float, time: float | None = None) -> np.ndarray:
+        """Write the inputs, step by ``dt`` and read the outputs (one env step)."""
+        self.write(values)
+        self.unit.step(dt, time=time)
+        return self.read()
+
+
 def _bound(value: float | None, default: float) -> float:
     return default if value is None else float(value)
