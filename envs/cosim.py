@@ -43,9 +43,13 @@ class SystemSnapshot:
 class CoSimulation:
     """Units (name → FmuUnit or FmuWorker) and connections ("unit.output", "unit.input")."""
 
-    def __init__(self, units: Mapping[str, object],
-                 connections: Sequence[tuple[str, str]] = (), *,
-                 tick: float | str = "0.001") -> None:
+    def __init__(
+        self,
+        units: Mapping[str, object],
+        connections: Sequence[tuple[str, str]] = (),
+        *,
+        tick: float | str = "0.001",
+    ) -> None:
         if not units:
             raise ValueError("a co-simulation needs at least one unit")
         self.units = dict(units)
@@ -68,8 +72,9 @@ class CoSimulation:
     def _split(self, path: str) -> tuple[str, str]:
         unit, _, variable = path.partition(".")
         if unit not in self.units or not variable:
-            raise FmuVariableError(f"'{path}' must be 'unit.variable' with unit one of "
-                                   f"{sorted(self.units)}")
+            raise FmuVariableError(
+                f"'{path}' must be 'unit.variable' with unit one of {sorted(self.units)}"
+            )
         self.units[unit].variable(variable)  # raises a clear error for unknown names
         return unit, variable
 
@@ -79,14 +84,19 @@ class CoSimulation:
         produced = self.units[source_unit].variables[output]
         consumed = self.units[target_unit].variables[input_]
         if produced.causality != "output":
-            raise ValueError(f"connection source '{source}' has causality {produced.causality}; "
-                             "it must be an output")
+            raise ValueError(
+                f"connection source '{source}' has causality {produced.causality}; "
+                "it must be an output"
+            )
         if consumed.causality != "input":
-            raise ValueError(f"connection target '{target}' has causality {consumed.causality}; "
-                             "it must be an input")
+            raise ValueError(
+                f"connection target '{target}' has causality {consumed.causality}; "
+                "it must be an input"
+            )
         if produced.kind != consumed.kind:
-            raise ValueError(f"cannot connect {produced.kind} '{source}' to {consumed.kind} "
-                             f"'{target}'")
+            raise ValueError(
+                f"cannot connect {produced.kind} '{source}' to {consumed.kind} '{target}'"
+            )
         return Connection(source_unit, output, target_unit, input_)
 
     # -- time -------------------------------------------------------------------
@@ -99,14 +109,18 @@ class CoSimulation:
         """``dt`` seconds as a whole number of ticks, or a ValueError that says why not."""
         ticks = _exact(dt) / self.tick
         if ticks.denominator != 1 or ticks <= 0:
-            raise ValueError(f"step {dt} s is not a positive whole number of clock ticks of "
-                             f"{float(self.tick)} s; choose a multiple or a finer tick")
+            raise ValueError(
+                f"step {dt} s is not a positive whole number of clock ticks of "
+                f"{float(self.tick)} s; choose a multiple or a finer tick"
+            )
         return int(ticks)
 
     # -- stepping ---------------------------------------------------------------
     def _propagate(self) -> None:
-        values = {(c.source_unit, c.source): self.units[c.source_unit].get(c.source)
-                  for c in self.connections}
+        values = {
+            (c.source_unit, c.source): self.units[c.source_unit].get(c.source)
+            for c in self.connections
+        }
         by_target: dict[str, dict] = {}
         for c in self.connections:
             by_target.setdefault(c.target_unit, {})[c.target] = values[(c.source_unit, c.source)]

@@ -42,16 +42,20 @@ def acquire(fmu: str | os.PathLike) -> tuple[str, tuple | None]:
     """Directory holding the extracted FMU and a key to :func:`release` it with."""
     path = Path(fmu)
     if not path.exists():
-        raise FmuLoadError(f"{path}: no such file; pass the path of an .fmu file or of an "
-                           "extracted FMU directory")
+        raise FmuLoadError(
+            f"{path}: no such file; pass the path of an .fmu file or of an extracted FMU directory"
+        )
     if path.is_dir():
         if not (path / "modelDescription.xml").is_file():
-            raise FmuLoadError(f"{path}: the directory has no modelDescription.xml; it is not "
-                               "an extracted FMU")
+            raise FmuLoadError(
+                f"{path}: the directory has no modelDescription.xml; it is not an extracted FMU"
+            )
         return str(path), None
     if not zipfile.is_zipfile(path):
-        raise FmuLoadError(f"{path}: not an FMU (an FMU is a ZIP archive with a "
-                           "modelDescription.xml); re-export it from the modelling tool")
+        raise FmuLoadError(
+            f"{path}: not an FMU (an FMU is a ZIP archive with a "
+            "modelDescription.xml); re-export it from the modelling tool"
+        )
     key = _key(path)
     with _lock:
         entry = _extractions.get(key)
@@ -60,8 +64,9 @@ def acquire(fmu: str | os.PathLike) -> tuple[str, tuple | None]:
             try:
                 with zipfile.ZipFile(path) as archive:
                     if "modelDescription.xml" not in archive.namelist():
-                        raise FmuLoadError(f"{path}: the archive has no modelDescription.xml; "
-                                           "it is not an FMU")
+                        raise FmuLoadError(
+                            f"{path}: the archive has no modelDescription.xml; it is not an FMU"
+                        )
                     archive.extractall(directory)
             except BaseException:
                 shutil.rmtree(directory, ignore_errors=True)
@@ -100,8 +105,12 @@ def _remove_all() -> None:
 
 
 def library_path(unzipdir: str, model_description, model_identifier: str) -> Path:
-    platform = fmpy.platform_tuple if model_description.fmiVersion.startswith("3") else fmpy.platform
-    return Path(unzipdir) / "binaries" / platform / f"{model_identifier}{fmpy.sharedLibraryExtension}"
+    platform = (
+        fmpy.platform_tuple if model_description.fmiVersion.startswith("3") else fmpy.platform
+    )
+    return (
+        Path(unzipdir) / "binaries" / platform / f"{model_identifier}{fmpy.sharedLibraryExtension}"
+    )
 
 
 def ensure_binary(unzipdir: str, model_description, model_identifier: str) -> Path:
@@ -129,8 +138,10 @@ def _compile_sources(unzipdir: str, model_description, library: Path) -> None:
     command = [find_compiler(), "-shared", "-fPIC", "-O2", f"-I{sources_dir}", f"-I{headers}"]
     for configuration in model_description.buildConfigurations:
         for file_set in configuration.sourceFileSets:
-            command += [f"-D{d.name}={d.value}" if d.value else f"-D{d.name}"
-                        for d in file_set.preprocessorDefinitions]
+            command += [
+                f"-D{d.name}={d.value}" if d.value else f"-D{d.name}"
+                for d in file_set.preprocessorDefinitions
+            ]
             command += [str(sources_dir / name) for name in file_set.sourceFiles]
     library.parent.mkdir(parents=True, exist_ok=True)
     command += ["-o", str(library), "-lm"]
@@ -154,5 +165,7 @@ def explain_load_failure(library: Path, error: Exception) -> FmuLoadError:
             "does not have. Install the library, or add the folder that holds it to "
             f"LD_LIBRARY_PATH. (loader: {error})"
         )
-    return FmuLoadError(f"{library.name} failed to load: {error}. Check that the binary was "
-                        "built for this platform and that its dependencies are installed.")
+    return FmuLoadError(
+        f"{library.name} failed to load: {error}. Check that the binary was "
+        "built for this platform and that its dependencies are installed."
+    )

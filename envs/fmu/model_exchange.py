@@ -26,8 +26,15 @@ class ModelExchangeStepper:
     """Advances an initialised model-exchange FMPy instance from one communication point to
     the next. Call :meth:`start` after initialisation (or after restoring a state)."""
 
-    def __init__(self, fmu, model_description, *, solver: str, solver_step: float | None,
-                 relative_tolerance: float) -> None:
+    def __init__(
+        self,
+        fmu,
+        model_description,
+        *,
+        solver: str,
+        solver_step: float | None,
+        relative_tolerance: float,
+    ) -> None:
         if solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, not {solver!r}")
         self.fmu = fmu
@@ -51,8 +58,12 @@ class ModelExchangeStepper:
         while needed and not terminate:
             needed, terminate, _, _, defined, next_time = update()
         if terminate:
-            raise FmuCallError(self.description.modelName, "event update", "terminate",
-                               ["the model requested termination"])
+            raise FmuCallError(
+                self.description.modelName,
+                "event update",
+                "terminate",
+                ["the model requested termination"],
+            )
         self.next_event_time = next_time if defined else None
 
     def enter_event_mode(self) -> None:
@@ -80,7 +91,9 @@ class ModelExchangeStepper:
             "nz": md.numberOfEventIndicators,
             "get_x": self.fmu.getContinuousStates,
             "set_x": self.fmu.setContinuousStates,
-            "get_dx": self.fmu.getContinuousStateDerivatives if self.fmi3 else self.fmu.getDerivatives,
+            "get_dx": self.fmu.getContinuousStateDerivatives
+            if self.fmi3
+            else self.fmu.getDerivatives,
             "get_z": self.fmu.getEventIndicators,
             "input": _HeldInputs(),
         }
@@ -132,8 +145,12 @@ class ModelExchangeStepper:
             if needs_step_call:
                 step_event, terminate = self.fmu.completedIntegratorStep()
                 if terminate:
-                    raise FmuCallError(self.description.modelName, "completedIntegratorStep",
-                                       "terminate", ["the model requested termination"])
+                    raise FmuCallError(
+                        self.description.modelName,
+                        "completedIntegratorStep",
+                        "terminate",
+                        ["the model requested termination"],
+                    )
             if state_event or step_event or time_event:
                 self._handle_event(time)
         self.fmu.setTime(end)

@@ -72,13 +72,16 @@ def _choose_interface(md, requested: str) -> str:
     if md.modelExchange is not None:
         available.append("model_exchange")
     if not available:
-        raise FmuLoadError(f"{md.modelName}: the FMU offers neither co-simulation nor model "
-                           "exchange (scheduled execution is not supported)")
+        raise FmuLoadError(
+            f"{md.modelName}: the FMU offers neither co-simulation nor model "
+            "exchange (scheduled execution is not supported)"
+        )
     if requested == "auto":
         return available[0]
     if requested not in available:
-        raise FmuLoadError(f"{md.modelName}: interface {requested!r} is not offered; the FMU "
-                           f"offers {available}")
+        raise FmuLoadError(
+            f"{md.modelName}: interface {requested!r} is not offered; the FMU offers {available}"
+        )
     return requested
 
 
@@ -133,7 +136,9 @@ class FmuUnit:
             try:
                 self.model_description = read_model_description(self._unzipdir)
             except Exception as error:
-                raise FmuLoadError(f"{self.path}: cannot read modelDescription.xml: {error}") from error
+                raise FmuLoadError(
+                    f"{self.path}: cannot read modelDescription.xml: {error}"
+                ) from error
             md = self.model_description
             self.capabilities = _probe(md, _choose_interface(md, interface))
             self.variables: dict[str, Variable] = read_variables(md)
@@ -141,13 +146,15 @@ class FmuUnit:
             self.start_time = float(start_time)
             self.start_values = dict(start_values or {})
             self._check_values(self.start_values, when="start")
-            self._solver_options = dict(solver=solver, solver_step=solver_step,
-                                        relative_tolerance=relative_tolerance)
+            self._solver_options = dict(
+                solver=solver, solver_step=solver_step, relative_tolerance=relative_tolerance
+            )
             self._fmi3 = md.fmiVersion.startswith("3")
             self._messages: deque[str] = deque(maxlen=256)
             self._logger_ref = None
-            self._library = _archive.ensure_binary(self._unzipdir, md,
-                                                   self.capabilities.model_identifier)
+            self._library = _archive.ensure_binary(
+                self._unzipdir, md, self.capabilities.model_identifier
+            )
             self._reset_supported = True
             self.last_reset: str | None = None
             self._instantiate()
@@ -188,8 +195,12 @@ class FmuUnit:
             self._logger_ref = fmi3LogMessageCallback(log3)
             self._call("instantiate", self._fmu.instantiate, loggingOn=True, logMessage=log3)
         else:
-            self._call("instantiate", self._fmu.instantiate, loggingOn=True,
-                       callbacks=self._fmi2_callbacks())
+            self._call(
+                "instantiate",
+                self._fmu.instantiate,
+                loggingOn=True,
+                callbacks=self._fmi2_callbacks(),
+            )
         self._fast = _FastCalls(self._fmu, self._fmi3)
         self._stepper = None
         if self.capabilities.interface == "model_exchange":
@@ -224,8 +235,9 @@ class FmuUnit:
             self._call("enterInitializationMode", fmu.enterInitializationMode)
         else:
             self._set_values(values)
-            self._call("enterInitializationMode", fmu.enterInitializationMode,
-                       startTime=self.start_time)
+            self._call(
+                "enterInitializationMode", fmu.enterInitializationMode, startTime=self.start_time
+            )
         self._call("exitInitializationMode", fmu.exitInitializationMode)
         if self._stepper is not None:
             self._call("event iteration", self._stepper.start, self.start_time)
@@ -241,8 +253,10 @@ class FmuUnit:
         """
         values = {**self.start_values, **(start_values or {})}
         self._check_values(values, when="start")
-        after_init = all(self.variables[n].causality == "input"
-                         or self.variables[n].variability == "tunable" for n in values)
+        after_init = all(
+            self.variables[n].causality == "input" or self.variables[n].variability == "tunable"
+            for n in values
+        )
         if self._initial_state is not None and after_init:
             self._call("setFMUstate", self._set_state, self._initial_state)
             self.time = self.start_time
@@ -272,7 +286,7 @@ class FmuUnit:
         if self._fmu is not None and getattr(self._fmu, "component", None) is not None:
             try:
                 self._fmu.freeInstance()
-            except Exception:  # noqa: BLE001 - a broken instance is dropped either way
+            except Exception:
                 pass
         self._fmu = None
 
@@ -294,7 +308,7 @@ class FmuUnit:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - never raise from a finaliser
+        except Exception:
             pass
 
     # -- calls ---------------------------------------------------------------
@@ -303,9 +317,12 @@ class FmuUnit:
         try:
             return function(*args, **kwargs)
         except FMICallException as error:
-            raise FmuCallError(self.name, error.function, _STATUS[error.status]
-                               if 0 <= error.status < len(_STATUS) else str(error.status),
-                               list(self._messages)) from error
+            raise FmuCallError(
+                self.name,
+                error.function,
+                _STATUS[error.status] if 0 <= error.status < len(_STATUS) else str(error.status),
+                list(self._messages),
+            ) from error
         except FmuCallError:
             raise
         except Exception as error:
@@ -335,18 +352,25 @@ class FmuUnit:
         for name, value in values.items():
             variable = self.variable(name)
             if when == "set" and variable.causality not in ("input", "parameter"):
-                raise FmuVariableError(f"'{name}' has causality {variable.causality}; only "
-                                       "inputs and parameters can be set")
+                raise FmuVariableError(
+                    f"'{name}' has causality {variable.causality}; only "
+                    "inputs and parameters can be set"
+                )
             variable.check(value)
 
-    def set(self, name_or_values: str | Mapping[str, float | int | bool],
-            value: float | int | bool | None = None) -> None:
+    def set(
+        self,
+        name_or_values: str | Mapping[str, float | int | bool],
+        value: float | int | bool | None = None,
+    ) -> None:
         """Set one variable (``set("u", 1.0)``) or several (``set({"u": 1.0, "k": 2})``).
 
         Every value is checked against the model description first: an unknown name, a NaN or
         an out-of-range value raises FmuVariableError and nothing is set.
         """
-        values = {name_or_values: value} if isinstance(name_or_values, str) else dict(name_or_values)
+        values = (
+            {name_or_values: value} if isinstance(name_or_values, str) else dict(name_or_values)
+        )
         if not values:
             return
         self._check_values(values, when="set")
@@ -403,8 +427,9 @@ class FmuUnit:
             )
 
     def _get_state(self):
-        return self._call("getFMUstate", self._fmu.getFMUState if self._fmi3
-                          else self._fmu.getFMUstate)
+        return self._call(
+            "getFMUstate", self._fmu.getFMUState if self._fmi3 else self._fmu.getFMUstate
+        )
 
     def _set_state(self, state) -> None:
         setter = self._fmu.setFMUState if self._fmi3 else self._fmu.setFMUstate
@@ -440,8 +465,7 @@ class FmuUnit:
         """A snapshot from :meth:`serialize` bytes, restorable with :meth:`restore`."""
         if not self.capabilities.can_serialize_state:
             raise FmuStateError(f"{self.name}: the FMU declares canSerializeFMUstate=false")
-        deserialize = (self._fmu.deserializeFMUState if self._fmi3
-                       else self._fmu.deSerializeFMUstate)
+        deserialize = self._fmu.deserializeFMUState if self._fmi3 else self._fmu.deSerializeFMUstate
         state = self._call("deSerializeFMUstate", deserialize, data)
         snap = Snapshot(state=state, time=time, owner=weakref.ref(self))
         free = self._fmu.freeFMUState if self._fmi3 else self._fmu.freeFMUstate
@@ -459,7 +483,7 @@ def _free_state(owner_ref, free, state) -> None:
     if owner is not None and owner._fmu is not None:
         try:
             free(state)
-        except Exception:  # noqa: BLE001 - a state of a dead instance is gone with it
+        except Exception:
             pass
 
 
@@ -493,17 +517,28 @@ class _FastCalls:
 
     def check(self, unit: FmuUnit, function: str, status: int) -> None:
         if status > 1:  # error, fatal (and discard / pending, which a synchronous step must not)
-            raise FmuCallError(unit.name, function, _STATUS[status] if status < len(_STATUS)
-                               else str(status), list(unit._messages))
+            raise FmuCallError(
+                unit.name,
+                function,
+                _STATUS[status] if status < len(_STATUS) else str(status),
+                list(unit._messages),
+            )
 
     def do_step(self, unit: FmuUnit, time: float, dt: float) -> None:
         unit._messages.clear()
         component = self.fmu.component
         if self.fmi3:
             flags = self._flags
-            status = self.do_step_c(component, time, dt, True, ctypes.byref(flags[0]),
-                                    ctypes.byref(flags[1]), ctypes.byref(flags[2]),
-                                    ctypes.byref(flags[3]))
+            status = self.do_step_c(
+                component,
+                time,
+                dt,
+                True,
+                ctypes.byref(flags[0]),
+                ctypes.byref(flags[1]),
+                ctypes.byref(flags[2]),
+                ctypes.byref(flags[3]),
+            )
         else:
             status = self.do_step_c(component, time, dt, 1)
         if status:
@@ -517,14 +552,18 @@ class RealIO:
         self.unit = unit
         for name in [*inputs, *outputs]:
             if unit.variable(name).type not in ("Real", "Float64"):
-                raise FmuVariableError(f"'{name}' is {unit.variables[name].type}; RealIO "
-                                       "exchanges Real/Float64 variables only")
+                raise FmuVariableError(
+                    f"'{name}' is {unit.variables[name].type}; RealIO "
+                    "exchanges Real/Float64 variables only"
+                )
         self.inputs = list(inputs)
         self.outputs = list(outputs)
         self._in_vr = (ctypes.c_uint32 * len(inputs))(
-            *[unit.variables[n].value_reference for n in inputs])
+            *[unit.variables[n].value_reference for n in inputs]
+        )
         self._out_vr = (ctypes.c_uint32 * len(outputs))(
-            *[unit.variables[n].value_reference for n in outputs])
+            *[unit.variables[n].value_reference for n in outputs]
+        )
         self._in = np.zeros(len(inputs))
         self._out = np.zeros(len(outputs))
         self._in_ptr = self._in.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
@@ -549,8 +588,11 @@ class RealIO:
         unit._messages.clear()
         n = len(self.inputs)
         fmu = fast.fmu
-        status = (fast.set_real(fmu.component, self._in_vr, n, self._in_ptr, n) if fast.fmi3
-                  else fast.set_real(fmu.component, self._in_vr, n, self._in_ptr))
+        status = (
+            fast.set_real(fmu.component, self._in_vr, n, self._in_ptr, n)
+            if fast.fmi3
+            else fast.set_real(fmu.component, self._in_vr, n, self._in_ptr)
+        )
         if status:
             fast.check(unit, "setReal", status)
 
@@ -561,12 +603,14 @@ class RealIO:
         unit, fast = self.unit, self.unit._fast
         n = len(self.outputs)
         fmu = fast.fmu
-        status = (fast.get_real(fmu.component, self._out_vr, n, self._out_ptr, n) if fast.fmi3
-                  else fast.get_real(fmu.component, self._out_vr, n, self._out_ptr))
+        status = (
+            fast.get_real(fmu.component, self._out_vr, n, self._out_ptr, n)
+            if fast.fmi3
+            else fast.get_real(fmu.component, self._out_vr, n, self._out_ptr)
+        )
         if status:
             fast.check(unit, "getReal", status)
         return self._out.copy()
-
 
     def exchange(self, values: np.ndarray, dt: float, time: float | None = None) -> np.ndarray:
         """Write the inputs, step by ``dt`` and read the outputs (one env step)."""

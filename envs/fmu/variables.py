@@ -7,10 +7,19 @@ from dataclasses import dataclass
 
 # FMI 3.0 type names mapped onto the three kinds the layer handles.
 _KINDS = {
-    "Real": "Real", "Float64": "Real", "Float32": "Real",
-    "Integer": "Integer", "Int32": "Integer", "Int16": "Integer", "Int8": "Integer",
-    "UInt32": "Integer", "UInt16": "Integer", "UInt8": "Integer", "Int64": "Integer",
-    "UInt64": "Integer", "Enumeration": "Integer",
+    "Real": "Real",
+    "Float64": "Real",
+    "Float32": "Real",
+    "Integer": "Integer",
+    "Int32": "Integer",
+    "Int16": "Integer",
+    "Int8": "Integer",
+    "UInt32": "Integer",
+    "UInt16": "Integer",
+    "UInt8": "Integer",
+    "Int64": "Integer",
+    "UInt64": "Integer",
+    "Enumeration": "Integer",
     "Boolean": "Boolean",
 }
 

@@ -26,12 +26,21 @@ def _serve(connection, path: str, options: dict) -> None:
 
     try:
         unit = FmuUnit(path, **options)
-    except BaseException as error:  # noqa: BLE001 - reported to the parent
+    except BaseException as error:
         connection.send(("error", error))
         return
-    connection.send(("ok", {"variables": unit.variables, "capabilities": unit.capabilities,
-                            "name": unit.name, "time": unit.time,
-                            "start_values": unit.start_values}))
+    connection.send(
+        (
+            "ok",
+            {
+                "variables": unit.variables,
+                "capabilities": unit.capabilities,
+                "name": unit.name,
+                "time": unit.time,
+                "start_values": unit.start_values,
+            },
+        )
+    )
     snapshots: dict[int, object] = {}
     ios: dict[int, object] = {}
     counter = 0
@@ -65,7 +74,7 @@ def _serve(connection, path: str, options: dict) -> None:
             else:
                 result = getattr(unit, method)(*args)
             connection.send(("ok", (result, unit.time, unit.last_reset)))
-        except BaseException as error:  # noqa: BLE001 - reported to the parent
+        except BaseException as error:
             connection.send(("error", error))
 
 
@@ -85,8 +94,12 @@ class FmuWorker:
     def __init__(self, fmu: str | Path, *, call_timeout: float | None = None, **options) -> None:
         context = multiprocessing.get_context("spawn")
         self._connection, child = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child, str(fmu), options),
-                                        daemon=True, name=f"fmu-worker-{Path(fmu).stem}")
+        self._process = context.Process(
+            target=_serve,
+            args=(child, str(fmu), options),
+            daemon=True,
+            name=f"fmu-worker-{Path(fmu).stem}",
+        )
         self._process.start()
         child.close()
         self.call_timeout = call_timeout
@@ -106,9 +119,11 @@ class FmuWorker:
             if self.call_timeout is not None and not self._connection.poll(self.call_timeout):
                 self._process.kill()
                 self._process.join()
-                raise FmuWorkerError(f"{self.name}: the worker did not answer within "
-                                     f"{self.call_timeout} s and was stopped; the FMU hangs. "
-                                     "Create a new unit.")
+                raise FmuWorkerError(
+                    f"{self.name}: the worker did not answer within "
+                    f"{self.call_timeout} s and was stopped; the FMU hangs. "
+                    "Create a new unit."
+                )
             status, payload = self._connection.recv()
         except (EOFError, OSError, ConnectionError) as error:
             self._process.join(timeout=5)
@@ -125,8 +140,10 @@ class FmuWorker:
                 cause = f"signal {signal.Signals(-code).name}"
             except ValueError:
                 cause = f"signal {-code}"
-        return (f"{self.name}: the worker process died ({cause}); the FMU crashed it. The "
-                "calling process is unharmed; create a new FmuWorker to continue.")
+        return (
+            f"{self.name}: the worker process died ({cause}); the FMU crashed it. The "
+            "calling process is unharmed; create a new FmuWorker to continue."
+        )
 
     def _call(self, method: str, *args):
         if self._closed:
@@ -175,8 +192,9 @@ class FmuWorker:
         self._call("restore", snapshot.handle)
 
     def real_io(self, inputs: Sequence[str], outputs: Sequence[str]) -> WorkerRealIO:
-        return WorkerRealIO(self, self._call("real_io", list(inputs), list(outputs)),
-                            list(inputs), list(outputs))
+        return WorkerRealIO(
+            self, self._call("real_io", list(inputs), list(outputs)), list(inputs), list(outputs)
+        )
 
     @property
     def alive(self) -> bool:
@@ -207,7 +225,7 @@ class FmuWorker:
     def __del__(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - never raise from a finaliser
+        except Exception:
             pass
 
 
@@ -223,8 +241,9 @@ def _forget(owner_ref, handle: int) -> None:
 class WorkerRealIO:
     """:class:`envs.fmu.RealIO` across the process boundary."""
 
-    def __init__(self, worker: FmuWorker, handle: int, inputs: list[str],
-                 outputs: list[str]) -> None:
+    def __init__(
+        self, worker: FmuWorker, handle: int, inputs: list[str], outputs: list[str]
+    ) -> None:
         self.unit, self._handle, self.inputs, self.outputs = worker, handle, inputs, outputs
 
     def write(self, values: np.ndarray) -> None:
@@ -234,5 +253,6 @@ class WorkerRealIO:
         return self.unit._call("io", self._handle, "read")
 
     def exchange(self, values: np.ndarray, dt: float, time: float | None = None) -> np.ndarray:
-        return self.unit._call("io", self._handle, "exchange",
-                               np.asarray(values, dtype=np.float64), dt, time)
+        return self.unit._call(
+            "io", self._handle, "exchange", np.asarray(values, dtype=np.float64), dt, time
+        )

@@ -15,6 +15,16 @@
 
 const double MODEL_MAX_SUBSTEP = 1.0; /* s; spindle time constant is ~490 s */
 
+/* Past this multiple of the wear limit the cutting edge is destroyed: wear stops growing
+ * and its effects (energy, vibration, defects, hazard) saturate. Without the cap, wear ->
+ * heat -> faster wear would run away on a tool that is never changed. */
+#define MAX_WEAR_RATIO 3.0
+
+/* VB / VB_lim, saturated at MAX_WEAR_RATIO. */
+static double wear_ratio(const ModelInstance *inst) {
+    return fmin(R(tool_wear) / R(wear_limit), MAX_WEAR_RATIO);
+}
+
 /* Feed rate v_f = f_z * z * n [mm/min]. */
 static double feed_rate(const ModelInstance *inst) {
     return R(feed_per_tooth) * (double)I(tooth_count) * R(spindle_speed);
@@ -29,7 +39,7 @@ static double commanded_mrr(const ModelInstance *inst) {
 static double specific_energy(const ModelInstance *inst) {
     double thickness = pow(R(feed_per_tooth) / R(reference_chip_thickness),
                            -R(chip_thickness_exponent));
-    double dullness = 1.0 + R(dull_tool_energy_factor) * R(tool_wear) / R(wear_limit);
+    double dullness = 1.0 + R(dull_tool_energy_factor) * wear_ratio(inst);
     return R(specific_cutting_energy) * thickness * dullness;
 }
 
@@ -78,7 +88,7 @@ static double taylor_life(const ModelInstance *inst) {
 /* Vibration velocity RMS [mm/s] if the machine were cutting now. */
 static double cutting_vibration(const ModelInstance *inst) {
     double n = R(spindle_speed) / 1000.0;
-    double wear = R(tool_wear) / R(wear_limit);
+    double wear = wear_ratio(inst);
     double spindle = R(vibration_spindle_coefficient) * n * n;
     double cutting = R(vibration_cutting_coefficient) * sqrt(commanded_cutting_power(inst)) *
                      (1.0 + R(vibration_wear_gain) * wear * wear);
@@ -127,7 +137,9 @@ void model_advance(ModelInstance *inst, double h) {
         double thermal = exp(R(wear_temperature_coefficient) *
                              (mean_temperature - R(wear_reference_temperature)));
         double rate = R(wear_limit) / (taylor_life(inst) * 60.0); /* mm/s */
-        R(tool_wear) += rate * thermal * R(wear_rate_factor) * h;
+        double worn_out = MAX_WEAR_RATIO * R(wear_limit);
+        if (R(tool_wear) < worn_out)
+            R(tool_wear) = fmin(worn_out, R(tool_wear) + rate * thermal * R(wear_rate_factor) * h);
         R(parts_machined) += commanded_mrr(inst) * h / (R(part_volume) * 1000.0);
     }
 
@@ -150,7 +162,7 @@ void model_outputs(ModelInstance *inst) {
     R(cutting_time) = R(part_volume) * 1000.0 / mrr;
     R(cycle_time) = R(cutting_time) + R(handling_time);
 
-    wear = R(tool_wear) / R(wear_limit);
+    wear = wear_ratio(inst);
     vibration = cutting_vibration(inst);
     switch (I(mode)) {
     case MODE_OFF: R(vibration_rms) = 0.0; break;
