@@ -6,10 +6,9 @@
 
 ## Spaces
 
-| | default | options |
-|---|---|---|
-| action | every variable of causality input, model-description order | ``inputs``: list of names, or name → (low, high) |
-| observation | every variable of causality output | ``outputs``: list of names |
+- action: every variable of causality input, in model-description order; ``inputs`` picks a
+  list of names, or maps name → (low, high).
+- observation: every variable of causality output; ``outputs`` picks a list of names.
 
 Real inputs form a ``Box`` bounded by the model description's min/max (or the bounds given
 in ``inputs``); an input with no bounds from either is an error, never an infinite Box.

@@ -43,4 +43,4 @@ class FmuVariableError(FmuError, KeyError, ValueError):
 
 
 class FmuWorkerError(FmuError):
-    """The worker process running an isolated unit died (the FMU crashed it) or stopped answering."""
+    """The worker process of an isolated unit died (the FMU crashed it) or stopped answering."""

@@ -246,10 +246,10 @@ class FmuUnit:
     def reset(self, start_values: Mapping[str, float | int | bool] | None = None) -> str:
         """Return to the state right after initialisation; returns the rung used.
 
-        The constructor's ``start_values``, updated with ``start_values``, are applied again. Values of inputs and
-        tunable parameters can be applied after restoring the initial snapshot; any other value
-        (a fixed parameter, a start state) needs a fresh initialisation, so the ladder starts at
-        ``fmiReset`` then.
+        The constructor's ``start_values``, updated with ``start_values``, are applied again.
+        Values of inputs and tunable parameters can be applied after restoring the initial
+        snapshot; any other value (a fixed parameter, a start state) needs a fresh
+        initialisation, so the ladder starts at ``fmiReset`` then.
         """
         values = {**self.start_values, **(start_values or {})}
         self._check_values(values, when="start")
