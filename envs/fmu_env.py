@@ -82,7 +82,10 @@ class FmuEnv(gym.Env):
         if reward is not None and not callable(reward):
             raise TypeError("reward must be a callable (observation, action, info) -> float")
         self.step_size = float(step_size)
-        self._step_exact = Fraction(str(step_size))
+        # exact clock: time_k = (start_num * step_den + k * step_num * start_den) / common_den in
+        # integers with one correctly rounded division: no drift, no Fractions per step
+        step = Fraction(str(step_size))
+        self._step_num, self._step_den = step.numerator, step.denominator
         self.horizon = horizon
         self.reward_function = reward
         self.clip_actions = clip_actions
@@ -113,7 +116,7 @@ class FmuEnv(gym.Env):
             self.unit.close()
             raise
         self._steps = 0
-        self._start = Fraction(str(self.unit.time))
+        self._set_start(self.unit.time)
 
     # -- spaces -------------------------------------------------------------------
     def _configure_inputs(self, inputs) -> None:
@@ -180,6 +183,9 @@ class FmuEnv(gym.Env):
             self.action_space = spaces.Dict(members)
         self._low = np.array(lows, dtype=np.float64)
         self._high = np.array(highs, dtype=np.float64)
+        self._low_list, self._high_list = self._low.tolist(), self._high.tolist()
+        self._n_inputs = len(lows)
+        self._dict_action = isinstance(self.action_space, spaces.Dict)
 
     def _configure_outputs(self, outputs) -> None:
         unit = self.unit
@@ -197,38 +203,55 @@ class FmuEnv(gym.Env):
         )
 
     # -- helpers --------------------------------------------------------------------
+    def _set_start(self, start: float) -> None:
+        exact = Fraction(str(start))
+        self._start_float = float(exact)
+        self._start_scaled = exact.numerator * self._step_den
+        self._increment = self._step_num * exact.denominator
+        self._common_den = exact.denominator * self._step_den
+
+    def _time_at(self, steps: int) -> float:
+        return (self._start_scaled + steps * self._increment) / self._common_den
+
     @property
     def time(self) -> float:
-        return float(self._start + self._steps * self._step_exact)
+        """Simulation time after the steps taken in this episode, in seconds."""
+        return self._time_at(self._steps)
 
     def _action_values(self, action) -> np.ndarray:
-        if isinstance(self.action_space, spaces.Dict):
+        if self._dict_action:
             flat = [
                 np.asarray(action[n], dtype=np.float64).reshape(-1)[0] for n in self.input_names
             ]
             values = np.array(flat, dtype=np.float64)
         else:
-            values = np.asarray(action, dtype=np.float64).reshape(-1)
-        if values.shape != self._low.shape:
+            values = np.asarray(action, dtype=np.float64)
+            if values.ndim != 1:
+                values = values.reshape(-1)
+        if values.shape[0] != self._n_inputs:
             raise ValueError(
                 f"action has {values.size} values; this env's action has "
-                f"{self._low.size}: {self.input_names}"
+                f"{self._n_inputs}: {self.input_names}"
             )
-        if not np.isfinite(values).all():
-            bad = self.input_names[int(np.flatnonzero(~np.isfinite(values))[0])]
-            raise ValueError(f"action value for '{bad}' is not finite; nothing was changed")
-        outside = (values < self._low) | (values > self._high)
-        if outside.any():
-            if self.clip_actions:
-                values = np.clip(values, self._low, self._high)
-            else:
-                i = int(np.flatnonzero(outside)[0])
-                raise ValueError(
-                    f"action value {values[i]} for '{self.input_names[i]}' is outside "
-                    f"[{self._low[i]}, {self._high[i]}]; nothing was changed (pass "
-                    "clip_actions=True to clip instead)"
-                )
+        # plain floats beat numpy on a handful of values; NaN fails every comparison
+        for value, low, high in zip(values.tolist(), self._low_list, self._high_list, strict=True):
+            if not low <= value <= high:
+                return self._out_of_bounds(values)
         return values
+
+    def _out_of_bounds(self, values: np.ndarray) -> np.ndarray:
+        finite = np.isfinite(values)
+        if not finite.all():
+            bad = self.input_names[int(np.flatnonzero(~finite)[0])]
+            raise ValueError(f"action value for '{bad}' is not finite; nothing was changed")
+        if self.clip_actions:
+            return np.clip(values, self._low, self._high)
+        i = int(np.flatnonzero((values < self._low) | (values > self._high))[0])
+        raise ValueError(
+            f"action value {values[i]} for '{self.input_names[i]}' is outside "
+            f"[{self._low[i]}, {self._high[i]}]; nothing was changed (pass "
+            "clip_actions=True to clip instead)"
+        )
 
     def _observe(self) -> np.ndarray:
         if self._io is not None:
@@ -247,7 +270,8 @@ class FmuEnv(gym.Env):
             )
         self.unit.reset(values)
         self._steps = 0
-        self._start = Fraction(str(self.unit.time))
+        if self.unit.time != self._start_float:
+            self._set_start(self.unit.time)
         return self._observe(), {
             "time": self.time,
             "reset": self.unit.last_reset,
@@ -257,9 +281,9 @@ class FmuEnv(gym.Env):
     def step(self, action):
         values = self._action_values(action)
         now = self.time
-        end = float(self._start + (self._steps + 1) * self._step_exact)
+        end = self._time_at(self._steps + 1)
         if self._io is not None:
-            observation = self._io.exchange(values, end - now, now)
+            observation = self._io.exchange(values, end - now, now, checked=True)
         else:
             self.unit.set(
                 {
@@ -276,12 +300,12 @@ class FmuEnv(gym.Env):
             self.unit.step(end - now, time=now)
             observation = self._observe()
         self._steps += 1
-        info = {"time": self.time}
+        info = {"time": end}
         reward = 0.0
         if self.reward_function is not None:
             reward = float(self.reward_function(observation, action, info))
-        truncated = self.horizon is not None and self.time >= (
-            float(self._start) + self.horizon - 1e-9 * self.step_size
+        truncated = self.horizon is not None and end >= (
+            self._start_float + self.horizon - 1e-9 * self.step_size
         )
         return observation, reward, False, truncated, info
 

@@ -38,6 +38,7 @@ from envs.fmu.model_exchange import ModelExchangeStepper
 from envs.fmu.variables import Variable, read_variables
 
 INTERFACES = ("auto", "co_simulation", "model_exchange")
+RESET_RUNGS = ("snapshot", "fmi_reset", "reinstantiate")
 _STATUS = ["ok", "warning", "discard", "error", "fatal", "pending"]
 
 
@@ -115,6 +116,8 @@ class FmuUnit:
         relative_tolerance: CVode's relative tolerance.
         start_values: name → value applied before initialisation on every (re)initialisation.
         start_time: simulation time at initialisation, in seconds.
+        reset_ladder: the reset rungs allowed, in order (default all three); drop "snapshot"
+            for an FMU whose state handling is unreliable.
     """
 
     def __init__(
@@ -128,6 +131,7 @@ class FmuUnit:
         relative_tolerance: float = 1e-6,
         start_values: Mapping[str, float | int | bool] | None = None,
         start_time: float = 0.0,
+        reset_ladder: Sequence[str] = RESET_RUNGS,
     ) -> None:
         self.path = Path(fmu)
         self._unzipdir, self._extraction = _archive.acquire(self.path)
@@ -146,6 +150,10 @@ class FmuUnit:
             self.start_time = float(start_time)
             self.start_values = dict(start_values or {})
             self._check_values(self.start_values, when="start")
+            unknown = set(reset_ladder) - set(RESET_RUNGS)
+            if unknown or not reset_ladder:
+                raise ValueError(f"reset_ladder must be a non-empty sequence of {RESET_RUNGS}")
+            self.reset_ladder = tuple(reset_ladder)
             self._solver_options = dict(
                 solver=solver, solver_step=solver_step, relative_tolerance=relative_tolerance
             )
@@ -251,21 +259,24 @@ class FmuUnit:
         snapshot; any other value (a fixed parameter, a start state) needs a fresh
         initialisation, so the ladder starts at ``fmiReset`` then.
         """
-        values = {**self.start_values, **(start_values or {})}
-        self._check_values(values, when="start")
+        overrides = dict(start_values or {})
+        self._check_values(overrides, when="start")
+        values = {**self.start_values, **overrides}
         after_init = all(
             self.variables[n].causality == "input" or self.variables[n].variability == "tunable"
-            for n in values
+            for n in overrides
         )
-        if self._initial_state is not None and after_init:
-            self._call("setFMUstate", self._set_state, self._initial_state)
+        if self._initial_state is not None and after_init and "snapshot" in self.reset_ladder:
+            # the initial snapshot already holds the constructor's start values
+            self._fast.restore(self, self._initial_state)
             self.time = self.start_time
             if self._stepper is not None:
                 self._stepper.enter_event_mode()
-            self.set(values)
+            if overrides:
+                self.set(overrides)
             self.last_reset = "snapshot"
             return self.last_reset
-        if self._reset_supported:
+        if self._reset_supported and "fmi_reset" in self.reset_ladder:
             try:
                 self._call("reset", self._fmu.reset)
             except FmuCallError:
@@ -501,19 +512,44 @@ def _convert(type_name: str, value):
     return int(value)
 
 
+_P = ctypes.c_void_p
+
+
+def _raw(function, restype, *argtypes):
+    """A bare prototype of an FMU function: pointers are passed as plain integers, which makes
+    each call about half as costly as through FMPy's argument-converting wrapper."""
+    address = ctypes.cast(function, ctypes.c_void_p).value
+    return ctypes.CFUNCTYPE(restype, *argtypes)(address)
+
+
 class _FastCalls:
-    """Direct ctypes calls for the per-step hot path (FMPy's wrappers add overhead)."""
+    """Direct C calls for the per-step hot path (set/get Real, doStep, set state)."""
 
     def __init__(self, fmu, fmi3: bool) -> None:
         functions = fmu._functions  # FMPy's bound C functions (fmpy >=0.3.20 <0.4)
         self.fmi3 = fmi3
-        prefix = "fmi3" if fmi3 else "fmi2"
-        self.set_real = functions.get(f"{prefix}SetFloat64" if fmi3 else "fmi2SetReal")
-        self.get_real = functions.get(f"{prefix}GetFloat64" if fmi3 else "fmi2GetReal")
-        self.do_step_c = functions.get(f"{prefix}DoStep")
-        self.fmu = fmu
+        self.component = fmu.component
+        c_int, size = ctypes.c_int, ctypes.c_size_t
         if fmi3:
-            self._flags = [ctypes.c_bool(), ctypes.c_bool(), ctypes.c_bool(), ctypes.c_double()]
+            self.set_real = _raw(functions["fmi3SetFloat64"], c_int, _P, _P, size, _P, size)
+            self.get_real = _raw(functions["fmi3GetFloat64"], c_int, _P, _P, size, _P, size)
+            self.set_state = _raw(functions["fmi3SetFMUState"], c_int, _P, _P)
+            step = functions.get("fmi3DoStep")
+            if step is not None:
+                self.do_step_c = _raw(
+                    step, c_int, _P, ctypes.c_double, ctypes.c_double, ctypes.c_bool, _P, _P, _P, _P
+                )
+            self._flags = (ctypes.c_bool * 3)()
+            self._last_time = ctypes.c_double()
+            base = ctypes.addressof(self._flags)
+            self._flag_addresses = (base, base + 1, base + 2, ctypes.addressof(self._last_time))
+        else:
+            self.set_real = _raw(functions["fmi2SetReal"], c_int, _P, _P, size, _P)
+            self.get_real = _raw(functions["fmi2GetReal"], c_int, _P, _P, size, _P)
+            self.set_state = _raw(functions["fmi2SetFMUstate"], c_int, _P, _P)
+            step = functions.get("fmi2DoStep")
+            if step is not None:
+                self.do_step_c = _raw(step, c_int, _P, ctypes.c_double, ctypes.c_double, c_int)
 
     def check(self, unit: FmuUnit, function: str, status: int) -> None:
         if status > 1:  # error, fatal (and discard / pending, which a synchronous step must not)
@@ -524,23 +560,21 @@ class _FastCalls:
                 list(unit._messages),
             )
 
+    def reals(self, function, vr_address: int, count: int, buffer_address: int) -> int:
+        if self.fmi3:
+            return function(self.component, vr_address, count, buffer_address, count)
+        return function(self.component, vr_address, count, buffer_address)
+
+    def restore(self, unit: FmuUnit, state) -> None:
+        unit._messages.clear()
+        self.check(unit, "setFMUstate", self.set_state(self.component, state.value))
+
     def do_step(self, unit: FmuUnit, time: float, dt: float) -> None:
         unit._messages.clear()
-        component = self.fmu.component
         if self.fmi3:
-            flags = self._flags
-            status = self.do_step_c(
-                component,
-                time,
-                dt,
-                True,
-                ctypes.byref(flags[0]),
-                ctypes.byref(flags[1]),
-                ctypes.byref(flags[2]),
-                ctypes.byref(flags[3]),
-            )
+            status = self.do_step_c(self.component, time, dt, True, *self._flag_addresses)
         else:
-            status = self.do_step_c(component, time, dt, 1)
+            status = self.do_step_c(self.component, time, dt, 1)
         if status:
             self.check(unit, "doStep", status)
 
@@ -566,18 +600,24 @@ class RealIO:
         )
         self._in = np.zeros(len(inputs))
         self._out = np.zeros(len(outputs))
-        self._in_ptr = self._in.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-        self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        self._in_address, self._out_address = self._in.ctypes.data, self._out.ctypes.data
+        self._in_vr_address = ctypes.addressof(self._in_vr)
+        self._out_vr_address = ctypes.addressof(self._out_vr)
         self._low = np.array([_bound(unit.variables[n].min, -np.inf) for n in inputs])
         self._high = np.array([_bound(unit.variables[n].max, np.inf) for n in inputs])
 
     def write(self, values: np.ndarray) -> None:
         """Set every input; NaN or out-of-range values raise FmuVariableError, nothing is set."""
         values = np.asarray(values, dtype=np.float64)
-        bad = ~np.isfinite(values) | (values < self._low) | (values > self._high)
-        if bad.any():
-            index = int(np.flatnonzero(bad)[0])
+        # NaN fails both comparisons, so one test covers NaN, infinities and bounds
+        inside = (values >= self._low) & (values <= self._high)
+        if not inside.all():
+            index = int(np.flatnonzero(~inside)[0])
             self.unit.variable(self.inputs[index]).check(float(values[index]))
+        self.write_checked(values)
+
+    def write_checked(self, values: np.ndarray) -> None:
+        """:meth:`write` for values the caller has already checked against the bounds."""
         if not len(values):
             return
         unit, fast = self.unit, self.unit._fast
@@ -586,13 +626,7 @@ class RealIO:
             return
         self._in[:] = values
         unit._messages.clear()
-        n = len(self.inputs)
-        fmu = fast.fmu
-        status = (
-            fast.set_real(fmu.component, self._in_vr, n, self._in_ptr, n)
-            if fast.fmi3
-            else fast.set_real(fmu.component, self._in_vr, n, self._in_ptr)
-        )
+        status = fast.reals(fast.set_real, self._in_vr_address, len(self._in), self._in_address)
         if status:
             fast.check(unit, "setReal", status)
 
@@ -600,21 +634,21 @@ class RealIO:
         """The outputs now (a new array)."""
         if not self.outputs:
             return np.zeros(0)
-        unit, fast = self.unit, self.unit._fast
-        n = len(self.outputs)
-        fmu = fast.fmu
-        status = (
-            fast.get_real(fmu.component, self._out_vr, n, self._out_ptr, n)
-            if fast.fmi3
-            else fast.get_real(fmu.component, self._out_vr, n, self._out_ptr)
-        )
+        fast = self.unit._fast
+        status = fast.reals(fast.get_real, self._out_vr_address, len(self._out), self._out_address)
         if status:
-            fast.check(unit, "getReal", status)
+            fast.check(self.unit, "getReal", status)
         return self._out.copy()
 
-    def exchange(self, values: np.ndarray, dt: float, time: float | None = None) -> np.ndarray:
-        """Write the inputs, step by ``dt`` and read the outputs (one env step)."""
-        self.write(values)
+    def exchange(
+        self, values: np.ndarray, dt: float, time: float | None = None, *, checked: bool = False
+    ) -> np.ndarray:
+        """Write the inputs, step by ``dt`` and read the outputs (one env step).
+        ``checked=True`` skips the bounds check the caller has already made."""
+        if checked:
+            self.write_checked(values)
+        else:
+            self.write(values)
         self.unit.step(dt, time=time)
         return self.read()
 

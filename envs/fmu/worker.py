@@ -252,7 +252,10 @@ class WorkerRealIO:
     def read(self) -> np.ndarray:
         return self.unit._call("io", self._handle, "read")
 
-    def exchange(self, values: np.ndarray, dt: float, time: float | None = None) -> np.ndarray:
+    def exchange(
+        self, values: np.ndarray, dt: float, time: float | None = None, *, checked: bool = False
+    ) -> np.ndarray:
+        """One round trip: write, step, read (the worker checks the values again)."""
         return self.unit._call(
             "io", self._handle, "exchange", np.asarray(values, dtype=np.float64), dt, time
         )
