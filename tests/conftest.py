@@ -34,3 +34,12 @@ def make_slave(unzipped):
     yield factory
     for slave in created:
         slave.close()
+
+
+@pytest.fixture(scope="session")
+def test_fmus(tmp_path_factory) -> dict[str, str]:
+    """The test-fixture Decay FMUs (FMI 2.0/3.0, CS/ME, broken variants), built once."""
+    from tests.fixtures.fmu_factory import build_all
+
+    built = build_all(tmp_path_factory.mktemp("fixture_fmus"))
+    return {name: str(path) for name, path in built.items()}

@@ -16,6 +16,8 @@ the already extracted directory; ``last_reset`` says which rung was used.
 from __future__ import annotations
 
 import ctypes
+import difflib
+import os
 import math
 import weakref
 from collections import deque
@@ -87,18 +89,16 @@ def _choose_interface(md, requested: str) -> str:
 
 
 def _probe(md, interface: str) -> Capabilities:
-    fmi3 = md.fmiVersion.startswith("3")
     element = md.coSimulation if interface == "co_simulation" else md.modelExchange
-    attribute = "canGetAndSetFMUState" if fmi3 else "canGetAndSetFMUstate"
-    serialize = "canSerializeFMUState" if fmi3 else "canSerializeFMUstate"
+    # FMPy maps FMI 3's canGetAndSetFMUState onto the FMI 2 attribute names
     variable_step = True
     if interface == "co_simulation":
         variable_step = bool(getattr(element, "canHandleVariableCommunicationStepSize", True))
     return Capabilities(
         fmi_version=md.fmiVersion,
         interface=interface,
-        can_get_set_state=bool(getattr(element, attribute, False)),
-        can_serialize_state=bool(getattr(element, serialize, False)),
+        can_get_set_state=bool(element.canGetAndSetFMUstate),
+        can_serialize_state=bool(element.canSerializeFMUstate),
         variable_step=variable_step,
         model_identifier=element.modelIdentifier,
     )
@@ -185,6 +185,7 @@ class FmuUnit:
 
     def _instantiate(self) -> None:
         md = self.model_description
+        working_directory = os.getcwd()  # FMPy changes it to load and skips changing back on error
         try:
             self._fmu = self._fmpy_class()(
                 guid=md.guid,
@@ -194,6 +195,8 @@ class FmuUnit:
             )
         except Exception as error:
             raise _archive.explain_load_failure(self._library, error) from error
+        finally:
+            os.chdir(working_directory)
         if self._fmi3:
             from fmpy.fmi3 import fmi3LogMessageCallback
 
@@ -351,7 +354,7 @@ class FmuUnit:
         try:
             return self.variables[name]
         except KeyError:
-            close = [n for n in self.variables if name.lower() in n.lower()][:5]
+            close = difflib.get_close_matches(name, list(self.variables), n=3, cutoff=0.5)
             hint = f"; similar: {', '.join(close)}" if close else ""
             raise FmuVariableError(f"{self.name} has no variable '{name}'{hint}") from None
 
@@ -449,6 +452,8 @@ class FmuUnit:
     def snapshot(self) -> Snapshot:
         """Capture the whole FMU state (for what-if branching)."""
         self._require_state()
+        if self._stepper is not None:
+            self._stepper.inputs_changed()  # both branches restart the solver from here
         state = self._get_state()
         snap = Snapshot(state=state, time=self.time, owner=weakref.ref(self))
         free = self._fmu.freeFMUState if self._fmi3 else self._fmu.freeFMUstate
