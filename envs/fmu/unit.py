@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import ctypes
 import difflib
-import os
 import math
+import os
 import weakref
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence

@@ -16,8 +16,10 @@ import fmus
 
 EXAMPLE_KWARGS = {
     "twinfactory/Fmu-v0": lambda: {
-        "fmu": str(fmus.path("CncMill")), "step_size": 10.0,
-        "inputs": ["spindle_speed", "feed_per_tooth"], "start_values": {"mode": 3},
+        "fmu": str(fmus.path("CncMill")),
+        "step_size": 10.0,
+        "inputs": ["spindle_speed", "feed_per_tooth"],
+        "start_values": {"mode": 3},
     },
 }
 ENV_IDS = sorted(env_id for env_id in gymnasium.registry if env_id.startswith("twinfactory/"))
@@ -66,8 +68,7 @@ def test_same_seed_same_trajectory(env_id):
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_vector_envs(env_id, mode):
-    vector = gymnasium.make_vec(env_id, num_envs=2, vectorization_mode=mode,
-                                **kwargs_for(env_id))
+    vector = gymnasium.make_vec(env_id, num_envs=2, vectorization_mode=mode, **kwargs_for(env_id))
     observations, _ = vector.reset(seed=1)
     vector.action_space.seed(1)
     for _ in range(5):

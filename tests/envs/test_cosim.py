@@ -49,8 +49,10 @@ def test_connection_feeds_the_output_into_the_input(fmu_files):
 
 def test_jacobi_coupling_matches_a_hand_run_and_ignores_unit_order(fmu_files):
     forward, backward = make(fmu_files), make(fmu_files, order=("robot", "mill"))
-    with FmuUnit(fmu_files["CncMill"], start_values={"mode": 3}) as mill, \
-            FmuUnit(fmu_files["RobotCell"], start_values={"mode": 3}) as robot:
+    with (
+        FmuUnit(fmu_files["CncMill"], start_values={"mode": 3}) as mill,
+        FmuUnit(fmu_files["RobotCell"], start_values={"mode": 3}) as robot,
+    ):
         for _ in range(20):
             robot.set("ambient_temperature", mill.get("spindle_temperature"))
             mill.step(30.0)

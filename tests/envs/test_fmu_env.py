@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import zipfile
 
 import fmpy
@@ -33,14 +32,22 @@ def edited_copy(fmu: str, folder, edit) -> str:
 def test_default_spaces_come_from_the_model_description(fmu_files):
     env = make(fmu_files["CncMill"], step_size=10.0)
     unwrapped = env.unwrapped
-    assert unwrapped.input_names == ["mode", "spindle_speed", "feed_per_tooth",
-                                     "ambient_temperature", "tool_change"]
+    assert unwrapped.input_names == [
+        "mode",
+        "spindle_speed",
+        "feed_per_tooth",
+        "ambient_temperature",
+        "tool_change",
+    ]
     assert isinstance(env.action_space, spaces.Dict)
     assert env.action_space["mode"] == spaces.Discrete(4)
     assert env.action_space["tool_change"] == spaces.Discrete(2)
     assert env.action_space["spindle_speed"].low[0] == 100.0
-    outputs = [v.name for v in fmpy.read_model_description(fmu_files["CncMill"]).modelVariables
-               if v.causality == "output"]
+    outputs = [
+        v.name
+        for v in fmpy.read_model_description(fmu_files["CncMill"]).modelVariables
+        if v.causality == "output"
+    ]
     assert unwrapped.output_names == outputs
     assert env.observation_space.shape == (len(outputs),)
     assert env.observation_space.low[outputs.index("defect_probability")] == 0.0
@@ -48,8 +55,12 @@ def test_default_spaces_come_from_the_model_description(fmu_files):
 
 
 def test_inputs_as_names_or_bounds(fmu_files):
-    env = make(fmu_files["CncMill"], step_size=10.0, inputs={"spindle_speed": (800.0, 1600.0)},
-               outputs=["power"])
+    env = make(
+        fmu_files["CncMill"],
+        step_size=10.0,
+        inputs={"spindle_speed": (800.0, 1600.0)},
+        outputs=["power"],
+    )
     assert env.action_space == spaces.Box(800.0, 1600.0, (1,), np.float64)
     env.close()
     with pytest.raises(ValueError, match="must lie inside its range"):
@@ -76,14 +87,15 @@ def test_unbounded_input_is_an_error_not_an_infinite_box(fmu_files, tmp_path):
 
 def test_fmu_without_inputs_steps_with_an_empty_action(fmu_files, tmp_path):
     def no_inputs(text: str) -> str:
-        return text.replace('causality="input" variability="continuous"',
-                            'causality="parameter" variability="tunable"').replace(
-            'causality="input" variability="discrete"', 'causality="parameter" variability="tunable"')
+        tunable = 'causality="parameter" variability="tunable"'
+        for variability in ("continuous", "discrete"):
+            text = text.replace(f'causality="input" variability="{variability}"', tunable)
+        return text
 
     env = make(edited_copy(fmu_files["Conveyor"], tmp_path / "c", no_inputs), step_size=1.0)
     assert env.action_space.shape == (0,)
     env.reset(seed=0)
-    observation, *_ , info = env.step(np.zeros(0))
+    observation, *_, info = env.step(np.zeros(0))
     assert info["time"] == 1.0 and observation.shape == env.observation_space.shape
     env.close()
 
@@ -95,35 +107,61 @@ def simulate_env(env, action, steps: int) -> np.ndarray:
 
 def test_episode_matches_fmpy_simulate_fmu_on_a_shipped_fmu(fmu_files):
     outputs = ["power", "spindle_temperature", "tool_wear", "energy"]
-    env = make(fmu_files["CncMill"], step_size=10.0, inputs=MILL_INPUTS, outputs=outputs,
-               start_values={"mode": 3})
+    env = make(
+        fmu_files["CncMill"],
+        step_size=10.0,
+        inputs=MILL_INPUTS,
+        outputs=outputs,
+        start_values={"mode": 3},
+    )
     observed = simulate_env(env, np.array([1500.0, 0.2]), 60)
     env.close()
     reference = fmpy.simulate_fmu(
-        fmu_files["CncMill"], stop_time=600.0, step_size=10.0, output_interval=10.0,
-        start_values={"mode": 3, "spindle_speed": 1500.0, "feed_per_tooth": 0.2}, output=outputs)
+        fmu_files["CncMill"],
+        stop_time=600.0,
+        step_size=10.0,
+        output_interval=10.0,
+        start_values={"mode": 3, "spindle_speed": 1500.0, "feed_per_tooth": 0.2},
+        output=outputs,
+    )
     expected = np.column_stack([reference[name][1:] for name in outputs])
     np.testing.assert_allclose(observed, expected, rtol=1e-12)
 
 
-@pytest.mark.parametrize(("variant", "fmi_type", "options", "tolerance"), [
-    ("Decay3", "CoSimulation", {}, 1e-12),
-    ("Decay3", "ModelExchange", {"solver": "euler", "solver_step": 0.1}, 1e-12),
-    ("Decay2ME", "ModelExchange", {"solver": "euler", "solver_step": 0.1}, 1e-12),
-    ("Decay2ME", "ModelExchange", {"solver": "cvode"}, 1e-4),
-])
-def test_episode_matches_fmpy_on_fmi3_and_model_exchange_fmus(test_fmus, variant, fmi_type,
-                                                               options, tolerance):
+@pytest.mark.parametrize(
+    ("variant", "fmi_type", "options", "tolerance"),
+    [
+        ("Decay3", "CoSimulation", {}, 1e-12),
+        ("Decay3", "ModelExchange", {"solver": "euler", "solver_step": 0.1}, 1e-12),
+        ("Decay2ME", "ModelExchange", {"solver": "euler", "solver_step": 0.1}, 1e-12),
+        ("Decay2ME", "ModelExchange", {"solver": "cvode"}, 1e-4),
+    ],
+)
+def test_episode_matches_fmpy_on_fmi3_and_model_exchange_fmus(
+    test_fmus, variant, fmi_type, options, tolerance
+):
     interface = "co_simulation" if fmi_type == "CoSimulation" else "model_exchange"
-    env = make(test_fmus[variant], step_size=0.1, inputs=["u"], outputs=["y"],
-               interface=interface, **options)
+    env = make(
+        test_fmus[variant],
+        step_size=0.1,
+        inputs=["u"],
+        outputs=["y"],
+        interface=interface,
+        **options,
+    )
     observed = simulate_env(env, np.array([0.3]), 100)[:, 0]
     env.close()
     signal = np.array([(0.0, 0.3), (10.0, 0.3)], dtype=[("time", float), ("u", float)])
-    reference = fmpy.simulate_fmu(test_fmus[variant], fmi_type=fmi_type, stop_time=10.0,
-                                  output_interval=0.1, step_size=0.1, input=signal,
-                                  solver="Euler" if options.get("solver") == "euler" else "CVode",
-                                  output=["y"])
+    reference = fmpy.simulate_fmu(
+        test_fmus[variant],
+        fmi_type=fmi_type,
+        stop_time=10.0,
+        output_interval=0.1,
+        step_size=0.1,
+        input=signal,
+        solver="Euler" if options.get("solver") == "euler" else "CVode",
+        output=["y"],
+    )
     np.testing.assert_allclose(observed, reference["y"][1:], rtol=0, atol=tolerance)
 
 
@@ -154,13 +192,18 @@ def test_seeded_parameter_randomisation(test_fmus):
 
 
 def test_horizon_reward_and_start_value_options(test_fmus):
-    env = make(test_fmus["Decay2CS"], step_size=0.5, inputs=["u"], horizon=2.0,
-               reward=lambda observation, action, info: -abs(observation[0] - action[0]))
-    _, info = env.reset(seed=0, options={"start_values": {"u": 0.4}})
+    env = make(
+        test_fmus["Decay2CS"],
+        step_size=0.5,
+        inputs=["u"],
+        horizon=2.0,
+        reward=lambda observation, action, info: -abs(observation[0] - action[0]),
+    )
+    env.reset(seed=0, options={"start_values": {"u": 0.4}})
     assert env.unwrapped.unit.get("u") == 0.4
     truncations = []
     for _ in range(4):
-        observation, reward, terminated, truncated, info = env.step(np.array([1.0]))
+        observation, reward, terminated, truncated, _info = env.step(np.array([1.0]))
         assert reward == pytest.approx(-abs(observation[0] - 1.0))
         truncations.append(truncated)
     assert truncations == [False, False, False, True] and not terminated
@@ -170,10 +213,13 @@ def test_horizon_reward_and_start_value_options(test_fmus):
 def test_bad_actions_change_nothing(fmu_files):
     env = make(fmu_files["CncMill"], step_size=10.0, inputs=MILL_INPUTS, start_values={"mode": 3})
     env.reset(seed=0)
-    observation, *_ = env.step(np.array([1300.0, 0.15]))
+    _observation, *_ = env.step(np.array([1300.0, 0.15]))
     unit = env.unwrapped.unit
-    for action, message in (([np.nan, 0.15], "'spindle_speed' is not finite"),
-                            ([1300.0, 5.0], "outside"), ([1300.0], "has 1 values")):
+    for action, message in (
+        ([np.nan, 0.15], "'spindle_speed' is not finite"),
+        ([1300.0, 5.0], "outside"),
+        ([1300.0], "has 1 values"),
+    ):
         with pytest.raises(ValueError, match=message):
             env.step(np.array(action))
         assert unit.time == 10.0 and unit.get("feed_per_tooth") == 0.15
@@ -186,11 +232,13 @@ def test_bad_actions_change_nothing(fmu_files):
 
 
 def test_bad_construction_arguments(fmu_files):
-    for kwargs, message in (({"step_size": 0.0}, "step_size must be a positive"),
-                            ({"step_size": 1.0, "render_mode": "human"}, "does not render"),
-                            ({"step_size": 1.0, "inputs": ["power"]}, "causality output"),
-                            ({"step_size": 1.0, "outputs": ["nope"]}, "no variable 'nope'"),
-                            ({"step_size": 10.0, "horizon": 1.0}, "at least one step")):
+    for kwargs, message in (
+        ({"step_size": 0.0}, "step_size must be a positive"),
+        ({"step_size": 1.0, "render_mode": "human"}, "does not render"),
+        ({"step_size": 1.0, "inputs": ["power"]}, "causality output"),
+        ({"step_size": 1.0, "outputs": ["nope"]}, "no variable 'nope'"),
+        ({"step_size": 10.0, "horizon": 1.0}, "at least one step"),
+    ):
         with pytest.raises((ValueError, KeyError), match=message):
             make(fmu_files["CncMill"], **kwargs)
     with pytest.raises(Exception, match="no such file"):

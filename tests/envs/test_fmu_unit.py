@@ -10,15 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import fmus
 from envs.fmu import (
     FmuCallError,
     FmuLoadError,
     FmuStateError,
     FmuUnit,
     FmuVariableError,
+    _archive,
 )
-from envs.fmu import _archive
 from tests.fixtures.fmu_factory import decay_solution
 
 
@@ -39,11 +38,21 @@ def run(unit, steps: int, dt: float = 10.0, name: str = "tool_wear") -> list[flo
 def test_variables_by_name_with_type_causality_bounds_and_unit(mill):
     speed = mill.variable("spindle_speed")
     assert (speed.kind, speed.causality, speed.min, speed.max, speed.unit) == (
-        "Real", "input", 100.0, 2600.0, "rpm")
+        "Real",
+        "input",
+        100.0,
+        2600.0,
+        "rpm",
+    )
     assert mill.variable("mode").kind == "Integer"
     assert mill.variable("tool_change").kind == "Boolean"
-    assert mill.names("input") == ["mode", "spindle_speed", "feed_per_tooth",
-                                   "ambient_temperature", "tool_change"]
+    assert mill.names("input") == [
+        "mode",
+        "spindle_speed",
+        "feed_per_tooth",
+        "ambient_temperature",
+        "tool_change",
+    ]
     assert mill.capabilities.can_get_set_state and mill.capabilities.interface == "co_simulation"
 
 
@@ -90,10 +99,15 @@ def test_reset_with_a_fixed_parameter_reinitialises(mill):
     assert mill.reset() == "snapshot" or mill.last_reset == "fmi_reset"
 
 
-@pytest.mark.parametrize(("variant", "rung"), [("Decay2CS", "snapshot"),
-                                               ("Decay2CSNoState", "fmi_reset"),
-                                               ("Decay2CSNoReset", "reinstantiate"),
-                                               ("Decay3", "snapshot")])
+@pytest.mark.parametrize(
+    ("variant", "rung"),
+    [
+        ("Decay2CS", "snapshot"),
+        ("Decay2CSNoState", "fmi_reset"),
+        ("Decay2CSNoReset", "reinstantiate"),
+        ("Decay3", "snapshot"),
+    ],
+)
 def test_reset_ladder_falls_back_by_capability(test_fmus, variant, rung):
     with FmuUnit(test_fmus[variant], start_values={"u": 0.3}) as unit:
         first = run(unit, 10, dt=0.5, name="y")
@@ -128,8 +142,10 @@ def test_snapshot_branches_bit_identically(mill):
 
 
 def test_serialised_snapshot_moves_between_units(fmu_files):
-    with FmuUnit(fmu_files["CncMill"], start_values={"mode": 3}) as a, \
-            FmuUnit(fmu_files["CncMill"], start_values={"mode": 3}) as b:
+    with (
+        FmuUnit(fmu_files["CncMill"], start_values={"mode": 3}) as a,
+        FmuUnit(fmu_files["CncMill"], start_values={"mode": 3}) as b,
+    ):
         run(a, 10)
         data = a.serialize(a.snapshot())
         expected = run(a, 5)
@@ -151,13 +167,17 @@ def test_snapshot_of_another_unit_is_refused(fmu_files):
 
 def test_missing_binary_is_built_from_the_carried_sources(fmu_files, tmp_path):
     source_only = tmp_path / "CncMillSources.fmu"
-    with zipfile.ZipFile(fmu_files["CncMill"]) as original, \
-            zipfile.ZipFile(source_only, "w") as stripped:
+    with (
+        zipfile.ZipFile(fmu_files["CncMill"]) as original,
+        zipfile.ZipFile(source_only, "w") as stripped,
+    ):
         for item in original.infolist():
             if not item.filename.startswith("binaries/"):
                 stripped.writestr(item, original.read(item))
-    with FmuUnit(source_only, start_values={"mode": 3}) as built, \
-            FmuUnit(fmu_files["CncMill"], start_values={"mode": 3}) as shipped:
+    with (
+        FmuUnit(source_only, start_values={"mode": 3}) as built,
+        FmuUnit(fmu_files["CncMill"], start_values={"mode": 3}) as shipped,
+    ):
         assert run(built, 30) == run(shipped, 30)
 
 
@@ -197,17 +217,26 @@ def test_interface_choice_is_checked(test_fmus):
         FmuUnit(test_fmus["Decay2CS"], interface="hybrid")
 
 
-@pytest.mark.parametrize(("variant", "interface", "solver", "tolerance"), [
-    ("Decay3", "co_simulation", "cvode", 1e-12),
-    ("Decay3", "model_exchange", "cvode", 1e-5),
-    ("Decay3", "model_exchange", "euler", 5e-3),
-    ("Decay2ME", "model_exchange", "cvode", 1e-5),
-    ("Decay2ME", "model_exchange", "euler", 5e-3),
-])
-def test_fmi3_and_model_exchange_follow_the_analytic_solution(test_fmus, variant, interface,
-                                                              solver, tolerance):
-    with FmuUnit(test_fmus[variant], interface=interface, solver=solver, solver_step=0.01,
-                 start_values={"u": 0.3, "k": 0.8}) as unit:
+@pytest.mark.parametrize(
+    ("variant", "interface", "solver", "tolerance"),
+    [
+        ("Decay3", "co_simulation", "cvode", 1e-12),
+        ("Decay3", "model_exchange", "cvode", 1e-5),
+        ("Decay3", "model_exchange", "euler", 5e-3),
+        ("Decay2ME", "model_exchange", "cvode", 1e-5),
+        ("Decay2ME", "model_exchange", "euler", 5e-3),
+    ],
+)
+def test_fmi3_and_model_exchange_follow_the_analytic_solution(
+    test_fmus, variant, interface, solver, tolerance
+):
+    with FmuUnit(
+        test_fmus[variant],
+        interface=interface,
+        solver=solver,
+        solver_step=0.01,
+        start_values={"u": 0.3, "k": 0.8},
+    ) as unit:
         assert unit.capabilities.interface == interface
         for _ in range(40):
             unit.step(0.25)

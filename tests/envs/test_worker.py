@@ -11,8 +11,10 @@ from envs.fmu import FmuUnit, FmuVariableError, FmuWorker, FmuWorkerError
 
 
 def test_worker_matches_the_in_process_unit(fmu_files):
-    with FmuUnit(fmu_files["CncMill"], start_values={"mode": 3}) as local, \
-            FmuWorker(fmu_files["CncMill"], start_values={"mode": 3}) as remote:
+    with (
+        FmuUnit(fmu_files["CncMill"], start_values={"mode": 3}) as local,
+        FmuWorker(fmu_files["CncMill"], start_values={"mode": 3}) as remote,
+    ):
         for unit in (local, remote):
             unit.set("spindle_speed", 1500.0)
             for _ in range(30):
