@@ -29,7 +29,7 @@ import numpy as np
 from fmpy import read_model_description
 from fmpy.fmi1 import FMICallException
 
-from envs.fmu import _archive
+from envs.fmu import _archive, _logging
 from envs.fmu.errors import (
     FmuCallError,
     FmuLoadError,
@@ -160,6 +160,7 @@ class FmuUnit:
             self._fmi3 = md.fmiVersion.startswith("3")
             self._messages: deque[str] = deque(maxlen=256)
             self._logger_ref = None
+            self._log_key = None
             self._library = _archive.ensure_binary(
                 self._unzipdir, md, self.capabilities.model_identifier
             )
@@ -218,23 +219,11 @@ class FmuUnit:
             self._stepper = ModelExchangeStepper(self._fmu, md, **self._solver_options)
 
     def _fmi2_callbacks(self):
-        from fmpy.fmi1 import calloc, free
-        from fmpy.fmi2 import (
-            fmi2CallbackAllocateMemoryTYPE,
-            fmi2CallbackFreeMemoryTYPE,
-            fmi2CallbackFunctions,
-            fmi2CallbackLoggerTYPE,
-        )
-        from fmpy.logging import addLoggerProxy
+        def sink(status: int, text: str) -> None:
+            self._messages.append(f"[{_STATUS[status]}] {text}")
 
-        def log2(_env, _instance, status, _category, message):
-            self._messages.append(f"[{_STATUS[status]}] {message.decode(errors='replace')}")
-
-        callbacks = fmi2CallbackFunctions()
-        callbacks.logger = fmi2CallbackLoggerTYPE(log2)
-        callbacks.allocateMemory = fmi2CallbackAllocateMemoryTYPE(calloc)
-        callbacks.freeMemory = fmi2CallbackFreeMemoryTYPE(free)
-        addLoggerProxy(ctypes.byref(callbacks))
+        _logging.forget(self._log_key)
+        callbacks, self._log_key = _logging.fmi2_callbacks(sink)
         self._logger_ref = callbacks
         return callbacks
 
@@ -303,6 +292,8 @@ class FmuUnit:
             except Exception:
                 pass
         self._fmu = None
+        _logging.forget(getattr(self, "_log_key", None))
+        self._log_key = None
 
     def close(self) -> None:
         """Free the instance and give back the extracted directory. Safe to call twice."""

@@ -270,3 +270,33 @@ def test_real_io_exchanges_vectors(mill):
         io.write(np.array([np.nan, 0.1]))
     with pytest.raises(FmuVariableError, match="Real/Float64"):
         mill.real_io(["mode"], [])
+
+
+def test_log_messages_reach_their_own_unit_and_survive_closed_units(fmu_files, tmp_path):
+    import subprocess
+    import sys
+
+    with (
+        FmuUnit(fmu_files["Conveyor"], name="a") as a,
+        FmuUnit(fmu_files["Conveyor"], name="b") as b,
+    ):
+        with pytest.raises(FmuCallError):
+            a.set("thermal_capacity", 5000.0)
+        assert a.log and "thermal_capacity" in a.log[-1] and b.log == []
+    # a closed, collected unit must not leave FMI logging pointing at freed memory
+    script = (
+        "import gc, sys, fmpy\n"
+        "from envs.fmu import FmuUnit\n"
+        "u = FmuUnit(sys.argv[1]); u.close(); del u; gc.collect()\n"
+        "try:\n"
+        "    fmpy.simulate_fmu(sys.argv[1], stop_time=1.0, start_values={'belt_speed': 99.0})\n"
+        "except Exception:\n"
+        "    print('refused')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, fmu_files["Conveyor"]],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0 and "refused" in result.stdout

@@ -1,21 +1,13 @@
-"""A thin test driver over FMPy's FMU2Slave that addresses variables by name
-and records the FMU's log messages (issue 3's FmuUnit will be the library's
-FMU layer; these tests exercise the FMUs themselves through FMPy)."""
+"""A thin test driver over FMPy's bare FMU2Slave that addresses variables by name and records
+the FMU's log messages. The shipped FMUs are tested through it, independently of the library's
+own FMU layer (envs.fmu), whose log routing it shares."""
 
 from __future__ import annotations
 
-from ctypes import byref
-
 from fmpy import read_model_description
-from fmpy.fmi1 import calloc, free
-from fmpy.fmi2 import (
-    FMU2Slave,
-    fmi2CallbackAllocateMemoryTYPE,
-    fmi2CallbackFreeMemoryTYPE,
-    fmi2CallbackFunctions,
-    fmi2CallbackLoggerTYPE,
-)
-from fmpy.logging import addLoggerProxy
+from fmpy.fmi2 import FMU2Slave
+
+from envs.fmu import _logging
 
 
 class Slave:
@@ -25,11 +17,7 @@ class Slave:
         self.description = read_model_description(unzipdir)
         self.variables = {v.name: v for v in self.description.modelVariables}
         self.messages: list[str] = []
-        self._callbacks = fmi2CallbackFunctions()
-        self._callbacks.logger = fmi2CallbackLoggerTYPE(self._log)
-        self._callbacks.allocateMemory = fmi2CallbackAllocateMemoryTYPE(calloc)
-        self._callbacks.freeMemory = fmi2CallbackFreeMemoryTYPE(free)
-        addLoggerProxy(byref(self._callbacks))
+        self._callbacks, self._log_key = _logging.fmi2_callbacks(self._log)
         self.fmu = FMU2Slave(
             guid=self.description.guid,
             unzipDirectory=unzipdir,
@@ -39,8 +27,8 @@ class Slave:
         self.fmu.instantiate(callbacks=self._callbacks, loggingOn=True)
         self.time = 0.0
 
-    def _log(self, env, instance_name, status, category, message) -> None:
-        self.messages.append(message.decode())
+    def _log(self, status: int, text: str) -> None:
+        self.messages.append(text)
 
     def initialize(self, **values: float) -> Slave:
         self.fmu.setupExperiment(startTime=0.0)
@@ -88,3 +76,4 @@ class Slave:
 
     def close(self) -> None:
         self.fmu.freeInstance()
+        _logging.forget(self._log_key)
