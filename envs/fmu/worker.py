@@ -2,9 +2,11 @@
 
 A third-party FMU that segfaults or calls ``abort()`` kills only the worker; the caller
 gets :class:`FmuWorkerError` and can start a new worker. The cost is one pipe round trip
-per call (measured by ``scripts/bench_envs.py``; tens of microseconds), so an env step
-uses :meth:`WorkerRealIO.exchange`, which writes inputs, steps and reads outputs in one
-round trip. Snapshots live in the worker and are addressed by handle.
+per call plus about 0.3 s to start the worker: ``scripts/bench_envs.py`` measured 0.1 to
+1 ms per env step on the 2-core development machine, against about 15 µs in process, so
+isolate FMUs you do not trust, not your own. An env step uses :meth:`WorkerRealIO.exchange`,
+which writes the inputs, steps and reads the outputs in one round trip. Snapshots live in
+the worker and are addressed by handle.
 """
 
 from __future__ import annotations

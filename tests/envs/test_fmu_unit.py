@@ -300,3 +300,20 @@ def test_log_messages_reach_their_own_unit_and_survive_closed_units(fmu_files, t
         cwd=tmp_path,
     )
     assert result.returncode == 0 and "refused" in result.stdout
+
+
+def test_extractions_are_removed_at_interpreter_exit(fmu_files, tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nfrom envs.fmu import FmuUnit\nu = FmuUnit(sys.argv[1])\nprint(u._unzipdir)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, fmu_files["RobotCell"]],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    directory = Path(result.stdout.strip())
+    assert directory.name.startswith("twinfactory-RobotCell") and not directory.exists()
