@@ -176,8 +176,16 @@ def test_command_line_lists_and_builds(tmp_path):
 def test_variables_carry_unit_range_and_nominal(name):
     """Inputs and parameters have min/max; every Real has a nominal; dimensional ones a unit."""
     description = fmpy.read_model_description(str(fmus.model_dir(name)))
-    dimensionless = {"mode", "tooth_count", "defect_probability", "parts_machined", "wear",
-                     "cycles_completed", "speed_override", "initial_wear"}
+    dimensionless = {
+        "mode",
+        "tooth_count",
+        "defect_probability",
+        "parts_machined",
+        "wear",
+        "cycles_completed",
+        "speed_override",
+        "initial_wear",
+    }
     for variable in description.modelVariables:
         if variable.causality in ("input", "parameter") and variable.type != "Boolean":
             assert variable.min is not None and variable.max is not None, variable.name
@@ -185,4 +193,5 @@ def test_variables_carry_unit_range_and_nominal(name):
             assert variable.nominal is not None, variable.name
             if variable.unit is None:
                 assert variable.name in dimensionless or not variable.name.endswith(
-                    ("power", "energy", "temperature", "time", "speed")), variable.name
+                    ("power", "energy", "temperature", "time", "speed")
+                ), variable.name

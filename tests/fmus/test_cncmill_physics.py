@@ -217,8 +217,9 @@ def test_tool_change_restores_wear_on_rising_edge_only(make_slave):
 
 def test_a_tool_never_changed_wears_out_and_stays_finite(make_slave):
     """Wear saturates at three times the wear limit (edge destroyed); nothing runs away."""
-    mill = make_slave("CncMill").initialize(mode=CUTTING, spindle_speed=2600.0,
-                                             ambient_temperature=50.0)
+    mill = make_slave("CncMill").initialize(
+        mode=CUTTING, spindle_speed=2600.0, ambient_temperature=50.0
+    )
     mill.step(600.0, count=6 * 60)  # 60 h of cutting
     outputs = mill.outputs()
     assert all(math.isfinite(value) for value in outputs.values())
