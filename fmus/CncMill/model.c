@@ -180,4 +180,8 @@ void model_outputs(ModelInstance *inst) {
                          ? 0.0
                          : R(base_hazard_rate) * (1.0 + R(hazard_wear_gain) * wear * wear) *
                                exp(temperature_excess / R(hazard_temperature_scale));
+    /* A worn edge breaks: tool breakage is the dominant failure while cutting past the wear
+     * limit (cutting forces and spindle power rise sharply near failure). */
+    if (cutting)
+        R(hazard_rate) += R(tool_breakage_rate) * exp(R(breakage_wear_slope) * (wear - 1.0));
 }

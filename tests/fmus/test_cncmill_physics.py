@@ -145,9 +145,14 @@ def test_hazard_rises_with_wear_and_over_temperature(make_slave):
         mill = make_slave("CncMill").initialize(mode=CUTTING, initial_tool_wear=wear)
         hazards.append(mill.get("hazard_rate"))
     assert np.all(np.diff(hazards) > 0)
-    assert hazards[0] == pytest.approx(1.0 / 1058.0)
-    cool = make_slave("CncMill").initialize(mode=CUTTING, initial_spindle_temperature=50.0)
-    hot = make_slave("CncMill").initialize(mode=CUTTING, initial_spindle_temperature=70.0)
+    base, breakage = 1.0 / 1058.0, 0.5
+    assert hazards[0] == pytest.approx(base + breakage * math.exp(-8.0))
+    # at the wear limit: machine hazard x (1 + 4) plus the tool-breakage rate itself
+    assert hazards[3] == pytest.approx(base * 5.0 + breakage)
+    idle = make_slave("CncMill").initialize(mode=IDLE, initial_tool_wear=0.3)
+    assert idle.get("hazard_rate") == pytest.approx(base * 5.0)  # tools break only when cutting
+    cool = make_slave("CncMill").initialize(mode=IDLE, initial_spindle_temperature=50.0)
+    hot = make_slave("CncMill").initialize(mode=IDLE, initial_spindle_temperature=70.0)
     assert hot.get("hazard_rate") == pytest.approx(
         cool.get("hazard_rate") * math.exp(15.0 / 10.0), rel=1e-12
     )
