@@ -1,2 +1,21 @@
-"""PPO training (stable-baselines3), heuristic baselines, the evaluation harness and
-optuna tuning (issue 5 fills this package)."""
+"""Policies for the twinfactory envs. Issue 5 adds PPO training, evaluation and tuning here.
+
+- :mod:`agents.heuristics` — ``naive``, ``fixed_interval`` and ``condition_based`` baselines
+  with SB3's ``predict`` signature.
+"""
+
+from agents.heuristics import (
+    HEURISTICS,
+    ConditionBasedPolicy,
+    FixedIntervalPolicy,
+    NaivePolicy,
+    make_heuristic,
+)
+
+__all__ = [
+    "HEURISTICS",
+    "ConditionBasedPolicy",
+    "FixedIntervalPolicy",
+    "NaivePolicy",
+    "make_heuristic",
+]

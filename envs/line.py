@@ -296,7 +296,7 @@ class ProductionLine:
             interval.downtime_h += hours
         elif state is MachineState.MAINTENANCE:
             interval.maintenance_h += hours
-        if state is not MachineState.MAINTENANCE:
+        if state is MachineState.BUSY:  # operating hours since the last maintenance
             machine.hours_since_maintenance += hours
         if staffed:
             interval.planned_h += hours

@@ -1,0 +1,103 @@
+"""Heuristic baseline policies for ``twinfactory/ProductionLine-v0``.
+
+Each exposes ``predict(observation, state=None, episode_start=None, deterministic=True)``
+returning ``(action, None)`` like a stable-baselines3 model, for one observation or a batch.
+
+- ``naive``: nominal speed, never standby, no preventive maintenance (run to failure).
+- ``fixed_interval``: nominal speed, preventive maintenance every N operating hours.
+- ``condition_based``: maintenance above a wear threshold, standby when starved, slower when the
+  last interval's power came close to the contracted peak.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from envs.line_env import MACHINE_FEATURES, ProductionLineEnv
+
+_WEAR, _HOURS = 1, 4  # feature offsets within a machine's block
+_POWER = -1  # last feature of the observation: power of the last interval / contracted peak
+
+
+class HeuristicPolicy(ABC):
+    """Base: knows the env's observation layout and the nominal-speed action of each machine."""
+
+    name = "heuristic"
+
+    def __init__(self, env) -> None:
+        line_env: ProductionLineEnv = env.unwrapped
+        self.machines = len(line_env.machine_names)
+        self.kinds = list(line_env.machine_kinds)
+        self.nominal = np.array([line_env.speed_action(1.0, k) for k in range(self.machines)])
+        self.slow = np.array([line_env.speed_action(0.85, k) for k in range(self.machines)])
+
+    def machine_features(self, observation: np.ndarray, feature: int) -> np.ndarray:
+        blocks = observation[: self.machines * MACHINE_FEATURES].reshape(self.machines, -1)
+        return blocks[:, feature]
+
+    @abstractmethod
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        """The action for one observation."""
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        observation = np.asarray(observation, dtype=np.float64)
+        if observation.ndim == 2:
+            return np.stack([self.act(o) for o in observation]).astype(np.float32), None
+        return self.act(observation).astype(np.float32), None
+
+    def _pack(self, speed: np.ndarray, maintenance: np.ndarray, standby: np.ndarray):
+        return np.column_stack([speed, maintenance.astype(float), standby.astype(float)]).ravel()
+
+
+class NaivePolicy(HeuristicPolicy):
+    name = "naive"
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        zeros = np.zeros(self.machines, dtype=bool)
+        return self._pack(self.nominal, zeros, zeros)
+
+
+class FixedIntervalPolicy(HeuristicPolicy):
+    """Preventive maintenance every ``interval_h`` operating hours, per equipment kind."""
+
+    name = "fixed_interval"
+
+    def __init__(self, env, interval_h: dict[str, float] | None = None) -> None:
+        super().__init__(env)
+        intervals = {"CncMill": 2.0, "RobotCell": 40.0, **(interval_h or {})}
+        self.interval = np.array([intervals[kind] for kind in self.kinds])
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        hours = self.machine_features(observation, _HOURS) * 10.0
+        return self._pack(self.nominal, hours >= self.interval, np.zeros(self.machines, dtype=bool))
+
+
+class ConditionBasedPolicy(HeuristicPolicy):
+    """Maintain above ``wear_threshold``; standby when starved; slow down near the power limit."""
+
+    name = "condition_based"
+
+    def __init__(self, env, wear_threshold: float = 0.85, power_margin: float = 0.9) -> None:
+        super().__init__(env)
+        self.wear_threshold = wear_threshold
+        self.power_margin = power_margin
+
+    def act(self, observation: np.ndarray) -> np.ndarray:
+        wear = self.machine_features(observation, _WEAR)
+        near_limit = observation[_POWER] >= self.power_margin
+        speed = self.slow if near_limit else self.nominal
+        return self._pack(speed, wear >= self.wear_threshold, np.ones(self.machines, dtype=bool))
+
+
+HEURISTICS = {
+    policy.name: policy for policy in (NaivePolicy, FixedIntervalPolicy, ConditionBasedPolicy)
+}
+
+
+def make_heuristic(name: str, env, **options) -> HeuristicPolicy:
+    """A heuristic by name: naive, fixed_interval or condition_based."""
+    if name not in HEURISTICS:
+        raise ValueError(f"unknown heuristic '{name}'; choose one of {sorted(HEURISTICS)}")
+    return HEURISTICS[name](env, **options)

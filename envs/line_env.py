@@ -1,0 +1,264 @@
+"""``twinfactory/ProductionLine-v0`` and ``-MO-v0``: run a production line, one decision interval
+per step.
+
+## Action — ``Box(0, 1, (3·M,), float32)`` for M machines, three values per machine
+
+| index | meaning | mapping |
+|---|---|---|
+| 3k | speed factor | low + a·(high − low) over the station's ``speed_range`` (nominal = 1) |
+| 3k+1 | maintenance request | a > 0.5: preventive maintenance as soon as the machine is free |
+| 3k+2 | standby permission | a > 0.5: standby when starved, off outside staffed hours |
+
+## Observation — ``Box(-1, 10, (12·M + 2·S + 7,), float32)``, S stations
+
+| per machine (12) | unit / scaling |
+|---|---|
+| temperature | degC / 100 |
+| wear | fraction of the wear limit |
+| vibration RMS | mm/s / 5 (0 for robots) |
+| hazard | 1/h × 10 |
+| operating hours since maintenance | h / 10 |
+| state one-hot | off, standby, idle, busy, failed, repair, maintenance |
+
+| per station (2) | |
+|---|---|
+| input buffer fill | parts / capacity |
+| outgoing conveyor fill | parts / capacity (0 without conveyor) |
+
+| line (7) | |
+|---|---|
+| backlog | open orders / 100 |
+| time of day | sin, cos of 2π·hour/24 |
+| weekday | 0 (Mon) .. 1 (Sun) |
+| staffed | 1 during shifts |
+| tariff | EUR/kWh / 0.3 |
+| power of the last interval | kW / contracted peak |
+
+Values are clipped to the box.
+
+## Reward
+ProductionLine-v0: r = −(w1·ΔC + w2·ΔE + w3·ΔD) / reward_scale over the interval, with the
+scenario's weights (EUR, kWh, h), minus ``peak_penalty`` EUR per kWh drawn above Rmax in the
+interval (÷ reward_scale), and at the end of the episode minus ``throughput_penalty`` EUR per
+part missing from Tmin over the episode (÷ reward_scale). ``reward_scale`` (default 100 EUR)
+keeps a step's reward of order 1.
+ProductionLine-MO-v0: the vector (−ΔC, −ΔE, −ΔD) in EUR, kWh and h (MO-Gymnasium convention,
+``reward_space``), with the constraint values G = (Tmin − T, R − Rmax) in ``info``.
+
+## Episode end
+No termination; truncation after ``horizon_h`` (default the scenario's, one week), which is also
+the registered ``max_episode_steps`` (2016 steps of 5 min).
+
+## Info
+``time_h``; ``kpi_step`` (the interval's KPIs) and ``kpi_total`` (the running totals) as dicts
+from :mod:`envs.kpi`; ``constraints``; ``failures`` and ``maintenances`` in the interval;
+``randomized`` at reset.
+
+## Arguments
+``scenario`` (name or path), ``horizon_h``, ``reward_scale``, ``peak_penalty``,
+``throughput_penalty``, ``randomization`` (:class:`envs.line.Randomization` or a dict of its
+fields), ``clip_actions``.
+
+Version history: v0 — first version.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from envs.kpi import CostRates, KpiLedger
+from envs.line import ProductionLine, Randomization
+from envs.machines import MachineState
+from envs.scenario import Scenario, load_scenario
+
+MACHINE_FEATURES = 5 + len(MachineState)
+LINE_FEATURES = 7
+
+
+class ProductionLineEnv(gym.Env):
+    metadata = {"render_modes": []}
+
+    def __init__(
+        self,
+        scenario: str | Path | Scenario = "automotive_components",
+        *,
+        horizon_h: float | None = None,
+        reward_scale: float = 100.0,
+        peak_penalty: float = 10.0,
+        throughput_penalty: float = 100.0,
+        randomization: Randomization | dict | None = None,
+        clip_actions: bool = False,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError("ProductionLine envs do not render; leave render_mode unset")
+        for name, value in (
+            ("reward_scale", reward_scale),
+            ("peak_penalty", peak_penalty),
+            ("throughput_penalty", throughput_penalty),
+        ):
+            if not (math.isfinite(value) and value >= 0) or (name == "reward_scale" and value == 0):
+                raise ValueError(f"{name} must be a finite number > 0 (>= 0 for penalties)")
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        if isinstance(randomization, dict):
+            randomization = Randomization(**{k: tuple(v) for k, v in randomization.items()})
+        self.horizon_h = self.scenario.horizon_h if horizon_h is None else float(horizon_h)
+        if self.horizon_h * 3600 < self.scenario.decision_interval_s:
+            raise ValueError(f"horizon_h {horizon_h} is shorter than one decision interval")
+        self.horizon_steps = round(self.horizon_h * 3600 / self.scenario.decision_interval_s)
+        self.reward_scale = reward_scale
+        self.peak_penalty = peak_penalty
+        self.throughput_penalty = throughput_penalty
+        self.clip_actions = clip_actions
+        self.line = ProductionLine(self.scenario, randomization=randomization)
+        self.ledger = KpiLedger(
+            CostRates(self.scenario.costs.scrap_per_part, self.scenario.costs.backlog_per_part_hour)
+        )
+        machines = len(self.line.machines)
+        stations = len(self.scenario.stations)
+        self.action_space = spaces.Box(0.0, 1.0, (3 * machines,), np.float32)
+        size = MACHINE_FEATURES * machines + 2 * stations + LINE_FEATURES
+        self.observation_space = spaces.Box(-1.0, 10.0, (size,), np.float32)
+        self.machine_names = [m.name for m in self.line.machines]
+        self.machine_kinds = [m.kind for m in self.line.machines]
+        self._steps = 0
+
+    # -- mapping ------------------------------------------------------------------------
+    def speed_action(self, factor: float, machine: int) -> float:
+        """The action value that asks ``machine`` for speed ``factor`` (1 = nominal)."""
+        low, high = self.line.machines[machine].speed_range
+        return float(np.clip((factor - low) / (high - low), 0.0, 1.0))
+
+    def _decode(self, action) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        values = np.asarray(action, dtype=np.float64).reshape(-1)
+        if values.shape != self.action_space.shape:
+            raise ValueError(
+                f"action has {values.size} values; this env needs "
+                f"{self.action_space.shape[0]} (3 per machine)"
+            )
+        if not np.isfinite(values).all():
+            raise ValueError("action contains NaN or infinite values; nothing was changed")
+        if ((values < 0) | (values > 1)).any():
+            if not self.clip_actions:
+                raise ValueError(
+                    "action values must lie in [0, 1]; nothing was changed (pass "
+                    "clip_actions=True to clip)"
+                )
+            values = np.clip(values, 0.0, 1.0)
+        triples = values.reshape(-1, 3)
+        speed = np.array(
+            [
+                low + a * (high - low)
+                for a, (low, high) in zip(
+                    triples[:, 0], (m.speed_range for m in self.line.machines), strict=True
+                )
+            ]
+        )
+        return speed, triples[:, 1] > 0.5, triples[:, 2] > 0.5
+
+    def _observe(self) -> np.ndarray:
+        line = self.line
+        parts = []
+        for machine in line.machines:
+            state = np.zeros(len(MachineState))
+            state[int(machine.state)] = 1.0
+            parts.append(
+                [
+                    machine.temperature / 100.0,
+                    machine.wear_ratio,
+                    machine.vibration / 5.0,
+                    machine.hazard_per_h * 10.0,
+                    machine.hours_since_maintenance / 10.0,
+                ]
+            )
+            parts.append(state)
+        for index, station in enumerate(self.scenario.stations):
+            conveyor = line.conveyors[index]
+            fill = len(conveyor.transit) / conveyor.capacity if conveyor is not None else 0.0
+            parts.append([line.buffers[index] / station.buffer_capacity, fill])
+        weekday, hour, staffed = line.calendar()
+        angle = 2.0 * math.pi * hour / 24.0
+        parts.append(
+            [
+                line.open_orders / 100.0,
+                math.sin(angle),
+                math.cos(angle),
+                weekday / 6.0,
+                float(staffed),
+                self.scenario.tariff.price(weekday, hour) / 0.3,
+                line.last_power_kw / self.scenario.contracted_peak_kw,
+            ]
+        )
+        observation = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+        return np.clip(observation, -1.0, 10.0).astype(np.float32)
+
+    # -- gymnasium API ----------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        drawn = self.line.reset(self.np_random)
+        self.ledger.reset()
+        self._steps = 0
+        return self._observe(), {"time_h": 0.0, "randomized": drawn}
+
+    def _advance(self, action):
+        speed, maintenance, standby = self._decode(action)
+        record, events = self.line.advance(speed, maintenance, standby)
+        step_kpis = self.ledger.record(record)
+        totals = self.ledger.totals
+        self._steps += 1
+        truncated = self._steps >= self.horizon_steps
+        objective = self.scenario.objective
+        info = {
+            "time_h": self.line.time_s / 3600.0,
+            "kpi_step": step_kpis.as_dict(),
+            "kpi_total": totals.as_dict(),
+            "constraints": dict(
+                zip(
+                    ("throughput", "peak_power"),
+                    totals.constraints(objective.throughput_min_per_h, objective.peak_max_kw),
+                    strict=True,
+                )
+            ),
+            **events,
+        }
+        return record, step_kpis, totals, truncated, info
+
+    def step(self, action):
+        record, step_kpis, totals, truncated, info = self._advance(action)
+        objective = self.scenario.objective
+        cost = step_kpis.weighted_objective(
+            objective.w_cost, objective.w_energy, objective.w_downtime
+        )
+        cost += (
+            self.peak_penalty
+            * max(0.0, step_kpis.peak_kw - objective.peak_max_kw)
+            * (record.duration_h)
+        )
+        if truncated:
+            missing = max(0.0, objective.throughput_min_per_h - totals.throughput_per_h)
+            cost += self.throughput_penalty * missing * totals.hours
+        return self._observe(), -cost / self.reward_scale, False, truncated, info
+
+    def close(self) -> None:
+        line = getattr(self, "line", None)
+        if line is not None:
+            line.close()
+
+
+class ProductionLineMOEnv(ProductionLineEnv):
+    """The same line with the vector reward (−ΔC, −ΔE, −ΔD); constraints in ``info``."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reward_space = spaces.Box(-np.inf, 0.0, (3,), np.float64)
+        self.reward_dim = 3
+
+    def step(self, action):
+        _, step_kpis, _, truncated, info = self._advance(action)
+        reward = -np.array([step_kpis.cost, step_kpis.energy_kwh, step_kpis.downtime_h])
+        return self._observe(), reward, False, truncated, info
