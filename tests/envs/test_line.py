@@ -1,0 +1,176 @@
+"""The production line: determinism, conservation, KPI accounting, shifts, tariff, heuristics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import gymnasium
+import numpy as np
+import pytest
+
+import envs  # noqa: F401 - registers the envs
+from agents import make_heuristic
+from envs.line import Randomization
+from envs.line_env import ProductionLineEnv, ProductionLineMOEnv
+from envs.machines import MachineState
+from envs.scenario import load_scenario
+
+
+def run(env, policy_name: str, seed: int = 0, steps: int | None = None):
+    policy = make_heuristic(policy_name, env)
+    observation, _ = env.reset(seed=seed)
+    infos = []
+    for _ in range(steps or env.unwrapped.horizon_steps):
+        action, _ = policy.predict(observation)
+        observation, reward, terminated, truncated, info = env.step(action)
+        infos.append(info)
+        if terminated or truncated:
+            break
+    return infos
+
+
+@pytest.fixture(scope="module")
+def day_env():
+    env = ProductionLineEnv(horizon_h=24.0)
+    yield env
+    env.close()
+
+
+def test_same_seed_same_kpis(day_env):
+    first = run(day_env, "naive", seed=4)[-1]["kpi_total"]
+    second = run(day_env, "naive", seed=4)[-1]["kpi_total"]
+    other = run(day_env, "naive", seed=5)[-1]["kpi_total"]
+    assert first == second
+    assert first != other
+
+
+def test_parts_are_conserved(day_env):
+    run(day_env, "condition_based", seed=1, steps=150)  # stops mid-shift, parts everywhere
+    line = day_env.line
+    in_machines = sum(m.state is MachineState.BUSY for m in line.machines)
+    in_buffers = sum(line.buffers[1:])
+    on_conveyors = sum(len(c.transit) for c in line.conveyors if c is not None)
+    assert line.work_in_progress == in_machines + in_buffers + on_conveyors
+    assert line.released == line.delivered + line.scrapped + line.work_in_progress
+    assert line.work_in_progress > 0 and line.delivered > 0
+
+
+def test_energy_is_the_sum_of_the_fmu_energies(day_env):
+    infos = run(day_env, "naive", seed=2, steps=100)
+    line = day_env.line
+    units = [m.unit for m in line.machines] + [c.unit for c in line.conveyors if c is not None]
+    fmu_energy = sum(unit.get("energy") for unit in units)
+    assert infos[-1]["kpi_total"]["energy_kwh"] == pytest.approx(fmu_energy, rel=1e-9)
+    assert sum(i["kpi_step"]["energy_kwh"] for i in infos) == pytest.approx(fmu_energy)
+
+
+def test_night_energy_is_priced_off_peak_and_produces_nothing(day_env):
+    infos = run(day_env, "naive", seed=3, steps=60)  # Monday 00:00-05:00, before the shift
+    for info in infos:
+        step = info["kpi_step"]
+        assert step["energy_cost"] == pytest.approx(0.12 * step["energy_kwh"])
+        assert step["good_parts"] == 0
+    assert infos[-1]["kpi_total"]["downtime_h"] >= 0.0
+
+
+def test_energy_cost_follows_the_tariff_over_a_day(day_env):
+    infos = run(day_env, "naive", seed=3)
+    tariff = day_env.scenario.tariff
+    expected = sum(
+        tariff.price(0, (k * 300.0 % 86_400) / 3600.0) * i["kpi_step"]["energy_kwh"]
+        for k, i in enumerate(infos)
+    )
+    assert infos[-1]["kpi_total"]["energy_cost"] == pytest.approx(expected)
+
+
+def test_downtime_counts_only_failures_and_repairs():
+    scenario = load_scenario("automotive_components")
+    reliable = {
+        "CncMill": {"base_hazard_rate": 0.0, "tool_breakage_rate": 0.0},
+        "RobotCell": {"base_hazard_rate": 0.0},
+    }
+    stations = tuple(
+        dataclasses.replace(s, parameters={**s.parameters, **reliable[s.equipment]})
+        for s in scenario.stations
+    )
+    env = ProductionLineEnv(dataclasses.replace(scenario, stations=stations), horizon_h=12.0)
+    env.reset(seed=0)
+    maintain_all = np.tile([0.5, 1.0, 0.0], len(env.line.machines))
+    for _ in range(env.horizon_steps):
+        *_, info = env.step(maintain_all)
+    totals = info["kpi_total"]
+    assert totals["downtime_h"] == 0.0
+    assert totals["maintenance_cost"] > 0 and totals["availability"] < 1.0
+    env.close()
+
+
+def test_heuristics_are_told_apart(day_env):
+    totals = {
+        name: run(day_env, name, seed=0)[-1]["kpi_total"]
+        for name in ("naive", "fixed_interval", "condition_based")
+    }
+    naive, cbm = totals["naive"], totals["condition_based"]
+    assert cbm["energy_kwh"] < 0.9 * naive["energy_kwh"]  # standby when starved, off at night
+    assert cbm["downtime_h"] < naive["downtime_h"]  # tools changed before they break
+    assert cbm["cost"] < naive["cost"]
+    assert totals["fixed_interval"]["maintenance_cost"] > 0 == naive["maintenance_cost"]
+
+
+def test_standby_machines_are_off_at_night(day_env):
+    run(day_env, "condition_based", seed=0, steps=12)  # Monday 01:00
+    assert all(m.state is MachineState.OFF for m in day_env.line.machines)
+
+
+def test_bad_actions_are_refused(day_env):
+    day_env.reset(seed=0)
+    size = day_env.action_space.shape[0]
+    for action, message in (
+        (np.full(size, np.nan), "NaN"),
+        (np.full(size, 2.0), r"\[0, 1\]"),
+        (np.zeros(size - 1), "3 per machine"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            day_env.step(action)
+    assert day_env.line.time_s == 0.0
+
+
+def test_multi_objective_reward_is_the_negative_kpi_vector():
+    env = ProductionLineMOEnv(horizon_h=1.0)
+    env.reset(seed=0)
+    _, reward, _, _, info = env.step(np.tile([0.5, 0.0, 0.0], len(env.line.machines)))
+    step = info["kpi_step"]
+    assert reward.tolist() == [-step["cost"], -step["energy_kwh"], -step["downtime_h"]]
+    assert env.reward_space.shape == (3,) and set(info["constraints"]) == {
+        "throughput",
+        "peak_power",
+    }
+    env.close()
+
+
+def test_domain_randomisation_is_seeded_and_applied():
+    env = ProductionLineEnv(
+        horizon_h=1.0,
+        randomization={
+            "wear_rate_factor": (0.5, 2.0),
+            "initial_wear": (0.1, 0.4),
+            "ambient_temperature": (15.0, 30.0),
+        },
+    )
+    _, first = env.reset(seed=9)
+    _, again = env.reset(seed=9)
+    _, other = env.reset(seed=10)
+    assert first["randomized"] == again["randomized"] != other["randomized"]
+    drawn = other["randomized"]
+    mill = env.line.machines[0]
+    assert mill.unit.get("wear_rate_factor") == drawn[f"{mill.name}.wear_rate_factor"]
+    assert 0.1 <= mill.wear_ratio <= 0.4
+    assert 15.0 <= drawn["ambient_temperature"] <= 30.0
+    env.close()
+    with pytest.raises(ValueError, match="low <= high"):
+        Randomization(wear_rate_factor=(2.0, 1.0))
+
+
+def test_registered_env_truncates_after_a_week():
+    env = gymnasium.make("twinfactory/ProductionLine-v0")
+    assert env.spec.max_episode_steps == 7 * 24 * 12 == env.unwrapped.horizon_steps
+    env.close()
