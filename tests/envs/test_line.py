@@ -22,7 +22,7 @@ def run(env, policy_name: str, seed: int = 0, steps: int | None = None):
     infos = []
     for _ in range(steps or env.unwrapped.horizon_steps):
         action, _ = policy.predict(observation)
-        observation, reward, terminated, truncated, info = env.step(action)
+        observation, _reward, terminated, truncated, info = env.step(action)
         infos.append(info)
         if terminated or truncated:
             break
