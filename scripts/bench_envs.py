@@ -6,7 +6,8 @@ Prints steps/s and reset cost of:
   env         gymnasium.make("twinfactory/Fmu-v0") with Gymnasium's default wrappers
   worker      the env with isolated=True (FMU in a child process; timed on a tenth)
   vector      gymnasium.make_vec(..., "async") with 1 and 2 workers (total steps/s)
-and the reset cost of each rung of the reset ladder (snapshot, fmiReset, new instance).
+and the reset cost of each rung of the reset ladder (snapshot, fmiReset, new instance), then
+twinfactory/ProductionLine-v0's steps/s with a profile of where a step's time goes.
 The single-env variants run in interleaved rounds and each figure is the median over rounds,
 so that noise from the machine hits every variant alike.
 
@@ -53,6 +54,8 @@ class BenchConfig:
     """Vector steps timed per async variant."""
     rounds: int = 5
     """Interleaved rounds; each figure is the median over rounds."""
+    line_steps: int = 600
+    """ProductionLine-v0 steps timed (and half as many profiled)."""
     json: Path | None = None
     """Also write the figures to this JSON file."""
 
@@ -247,13 +250,65 @@ def bench_vector(config: BenchConfig, inputs, outputs, action, workers: int, pro
     return {"steps_per_s": workers / seconds}
 
 
+# where a production-line step's time goes: profiler entries grouped by the file they live in
+PROFILE_GROUPS = (
+    ("FMU calls (FMU layer, FMPy, C)", ("_ctypes", "envs/fmu/", "fmpy/")),
+    ("co-simulation clock", ("envs/cosim.py",)),
+    ("discrete-event logic", ("envs/line.py", "envs/machines.py")),
+    ("observation and reward", ("envs/line_env.py",)),
+    ("KPI accounting", ("envs/kpi.py",)),
+)
+
+
+def bench_line(config: BenchConfig, progress) -> dict:
+    """Steps/s of ProductionLine-v0 under the naive policy, and a profile of one run."""
+    import cProfile
+    import pstats
+
+    import gymnasium
+
+    import envs  # noqa: F401 - registers the envs
+    from agents import make_heuristic
+
+    env = gymnasium.make("twinfactory/ProductionLine-v0")
+    policy = make_heuristic("naive", env)
+    observation, _ = env.reset(seed=0)
+    steps = config.line_steps
+    start = time.perf_counter()
+    for _ in range(steps):
+        observation, *_ = env.step(policy.predict(observation)[0])
+    steps_per_s = steps / (time.perf_counter() - start)
+    progress.update(1)
+    profiler = cProfile.Profile()
+    observation, _ = env.reset(seed=1)
+    profiler.enable()
+    for _ in range(steps // 2):
+        observation, *_ = env.step(policy.predict(observation)[0])
+    profiler.disable()
+    env.close()
+    progress.update(1)
+    stats = pstats.Stats(profiler).stats
+    total = sum(entry[2] for entry in stats.values())  # own time of every function
+    shares = dict.fromkeys(
+        [name for name, _ in PROFILE_GROUPS] + ["other (numpy, gymnasium, ...)"], 0.0
+    )
+    for (filename, _line, function), entry in stats.items():
+        label = f"{filename}:{function}"
+        group = next(
+            (name for name, keys in PROFILE_GROUPS if any(key in label for key in keys)),
+            "other (numpy, gymnasium, ...)",
+        )
+        shares[group] += entry[2] / total
+    return {"steps_per_s": steps_per_s, "profile_share": shares}
+
+
 def run(config: BenchConfig) -> dict:
     from tqdm import tqdm
 
     inputs, outputs = SIGNALS[config.fmu]
     action = _action(config.fmu, inputs)
     rounds = config.rounds
-    with tqdm(total=4 * rounds + 5, desc="benchmarking", unit="round") as progress:
+    with tqdm(total=4 * rounds + 7, desc="benchmarking", unit="round") as progress:
         loops = [
             FloorLoop(config, inputs, outputs, action),
             UnitLoop(config, inputs, outputs, action),
@@ -270,6 +325,7 @@ def run(config: BenchConfig) -> dict:
             results[f"vector_async_{workers}"] = bench_vector(
                 config, inputs, outputs, action, workers, progress
             )
+        line = bench_line(config, progress)
     floor = results["floor"]["steps_per_s"]
     print(
         f"\n{config.fmu}, step {config.step_size:g} s, {len(inputs)} inputs, "
@@ -286,6 +342,14 @@ def run(config: BenchConfig) -> dict:
         "reset ladder (FmuUnit): "
         + ", ".join(f"{rung} {us:,.1f} µs" for rung, us in results["unit"]["ladder_us"].items())
     )
+    print(
+        f"\nProductionLine-v0 (default scenario, naive policy): {line['steps_per_s']:,.0f} "
+        f"steps/s = {line['steps_per_s'] * 300 / 3600:,.0f} simulated hours per second"
+    )
+    print("where a step's time goes (own time, cProfile):")
+    for group, share in line["profile_share"].items():
+        print(f"  {group:<32}{share:>6.0%}")
+    results["production_line"] = line
     if config.json:
         config.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"config": {k: str(v) for k, v in asdict(config).items()}, "results": results}
@@ -323,6 +387,12 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         help="vector steps timed per async variant",
     )
     parser.add_argument(
+        "--line-steps",
+        type=int,
+        default=defaults.line_steps,
+        help="ProductionLine-v0 steps timed; half as many are profiled",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=defaults.rounds,
@@ -332,7 +402,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         "--json", type=Path, default=None, help="also write the figures to this JSON file"
     )
     args = parser.parse_args(argv)
-    for option in ("steps", "resets", "vector_steps", "rounds"):
+    for option in ("steps", "resets", "vector_steps", "rounds", "line_steps"):
         if getattr(args, option) < (1 if option == "rounds" else 10):
             parser.error(f"--{option.replace('_', '-')} is too small")
     if not args.step_size > 0:
@@ -344,6 +414,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         resets=args.resets,
         vector_steps=args.vector_steps,
         rounds=args.rounds,
+        line_steps=args.line_steps,
         json=args.json,
     )
 
