@@ -273,7 +273,7 @@ class ProductionLine:
             energy = machine.pull_outputs()
             interval.energy += energy
             interval.energy_cost += price * energy
-            if machine.state is not MachineState.BUSY or machine.holding:
+            if machine.fmu_mode() != 3:  # not cutting / not cycling: non-productive energy
                 interval.idle_energy += energy
             self._account_machine(k, machine, staffed, interval)
         for conveyor in self.conveyors:
