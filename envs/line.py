@@ -67,6 +67,11 @@ class _Conveyor:
     capacity: int
     transit: deque  # arrival times (s) of the parts on the belt, oldest first
     last_energy: float = 0.0
+    running: bool | None = None  # what the FMU was last told
+    transport_time_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.io = self.unit.real_io(["load_mass"], ["energy"])
 
 
 @dataclass
@@ -177,6 +182,8 @@ class ProductionLine:
                 conveyor.unit.reset()
                 conveyor.transit.clear()
                 conveyor.last_energy = conveyor.unit.get("energy")
+                conveyor.running = None
+                conveyor.transport_time_s = conveyor.unit.get("transport_time")
         self.system.ticks = 0
         self.buffers = [0] * len(self.scenario.stations)
         self.open_orders = self.scenario.demand.initial_backlog
@@ -261,12 +268,11 @@ class ProductionLine:
             machine.write_speed(machine.push_inputs(machine.speed_factor))
         for conveyor in self.conveyors:
             if conveyor is not None:
-                conveyor.unit.set(
-                    {
-                        "running": bool(conveyor.transit),
-                        "load_mass": len(conveyor.transit) * PART_MASS_KG,
-                    }
-                )
+                running = bool(conveyor.transit)
+                if running != conveyor.running:
+                    conveyor.unit.set("running", running)
+                    conveyor.running = running
+                conveyor.io.write_checked(np.array([len(conveyor.transit) * PART_MASS_KG]))
         price = self.scenario.tariff.price(weekday, hour)
         self.system.step(str(self.tick_s))
         for k, machine in enumerate(self.machines):
@@ -278,7 +284,7 @@ class ProductionLine:
             self._account_machine(k, machine, staffed, interval)
         for conveyor in self.conveyors:
             if conveyor is not None:
-                energy_total = conveyor.unit.get("energy")
+                energy_total = float(conveyor.io.read()[0])
                 energy = energy_total - conveyor.last_energy
                 conveyor.last_energy = energy_total
                 interval.energy += energy
@@ -355,7 +361,7 @@ class ProductionLine:
         if conveyor is not None:
             if len(conveyor.transit) >= conveyor.capacity:
                 return False
-            conveyor.transit.append(now + conveyor.unit.get("transport_time"))
+            conveyor.transit.append(now + conveyor.transport_time_s)
             return True
         if self.buffers[station + 1] >= self.scenario.stations[station + 1].buffer_capacity:
             return False
