@@ -1,7 +1,9 @@
-"""Policies for the twinfactory envs. Issue 5 adds PPO training, evaluation and tuning here.
+"""Policies for the twinfactory envs and their evaluation (PPO training and tuning come next).
 
 - :mod:`agents.heuristics` — ``naive``, ``fixed_interval`` and ``condition_based`` baselines
   with SB3's ``predict`` signature.
+- :mod:`agents.evaluation` — heuristics and saved PPO models over held-out seeds: KPI tables,
+  change against ``naive``, plots; :mod:`agents.statistics` — IQM, bootstrap and t intervals.
 """
 
 from agents.heuristics import (
