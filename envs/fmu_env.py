@@ -73,8 +73,9 @@ class FmuEnv(gym.Env):
         solver_step: float | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError("twinfactory/Fmu-v0 does not render; leave render_mode unset")
+        # These envs do not render. A render_mode is accepted (stable-baselines3's
+        # make_vec_env passes "rgb_array") and ignored: render() stays unavailable.
+        self.render_mode = None
         if not (isinstance(step_size, (int, float)) and step_size > 0 and np.isfinite(step_size)):
             raise ValueError(f"step_size must be a positive number of seconds, not {step_size!r}")
         if horizon is not None and not horizon >= step_size:

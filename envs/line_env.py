@@ -95,8 +95,9 @@ class ProductionLineEnv(gym.Env):
         clip_actions: bool = False,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError("ProductionLine envs do not render; leave render_mode unset")
+        # These envs do not render. A render_mode is accepted (stable-baselines3's
+        # make_vec_env passes "rgb_array") and ignored: render() stays unavailable.
+        self.render_mode = None
         for name, value in (
             ("reward_scale", reward_scale),
             ("peak_penalty", peak_penalty),

@@ -234,7 +234,6 @@ def test_bad_actions_change_nothing(fmu_files):
 def test_bad_construction_arguments(fmu_files):
     for kwargs, message in (
         ({"step_size": 0.0}, "step_size must be a positive"),
-        ({"step_size": 1.0, "render_mode": "human"}, "does not render"),
         ({"step_size": 1.0, "inputs": ["power"]}, "causality output"),
         ({"step_size": 1.0, "outputs": ["nope"]}, "no variable 'nope'"),
         ({"step_size": 10.0, "horizon": 1.0}, "at least one step"),

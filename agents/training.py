@@ -1,0 +1,314 @@
+"""PPO training (stable-baselines3) on any registered twinfactory env, configured by a dataclass
+that loads from TOML through :mod:`envs.config`.
+
+A run folder holds ``config.toml`` (what was asked), ``checkpoints/`` (model, normalisation
+statistics and progress, each written to a temporary file and renamed, so a kill -9 leaves the
+previous checkpoint intact), ``best/`` (the best periodic evaluation), ``model.zip`` and
+``vecnormalize.pkl`` at the end, and TensorBoard logs under ``tb/``. ``resume=True`` continues
+from the latest checkpoint: at most one checkpoint interval of training is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from envs.config import ConfigError, load_toml, setting
+
+TRAINING_SEEDS_BELOW = 1000  # evaluation seeds start at 1000 (agents.evaluation, scripts)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """A PPO run. Every field has a default; a TOML file overrides any of them."""
+
+    env_id: str = setting("twinfactory/ProductionLine-v0", doc="registered env id")
+    env_kwargs: dict[str, float] = setting({}, doc="numeric keyword arguments of the env")
+    scenario: str = setting("automotive_components", doc="scenario for production-line envs")
+    total_timesteps: int = setting(100_000, low=64, high=100_000_000)
+    n_envs: int = setting(2, low=1, high=64, doc="parallel envs")
+    vectorization: str = setting(
+        "dummy", choices=("dummy", "subproc"), doc="dummy: in process; subproc: one process per env"
+    )
+    normalize_observations: bool = setting(True)
+    normalize_rewards: bool = setting(True)
+    learning_rate: float = setting(3e-4, low=1e-6, high=1.0)
+    n_steps: int = setting(512, low=8, high=100_000, doc="rollout length per env")
+    batch_size: int = setting(128, low=8, high=100_000)
+    n_epochs: int = setting(10, low=1, high=100)
+    gamma: float = setting(0.99, low=0.0, high=1.0)
+    gae_lambda: float = setting(0.95, low=0.0, high=1.0)
+    clip_range: float = setting(0.2, low=0.01, high=1.0)
+    ent_coef: float = setting(0.0, low=0.0, high=1.0)
+    net_arch: tuple[int, ...] = setting((64, 64), low=1, high=4096, doc="hidden layer sizes")
+    seed: int = setting(0, low=0, high=TRAINING_SEEDS_BELOW - 1)
+    out_dir: str = setting("runs/ppo", doc="run folder")
+    checkpoint_every: int = setting(10_000, low=1, high=100_000_000, doc="timesteps")
+    eval_every: int = setting(10_000, low=1, high=100_000_000, doc="timesteps")
+    eval_episodes: int = setting(2, low=1, high=100)
+
+    def __post_init__(self) -> None:
+        rollout = self.n_steps * self.n_envs
+        if rollout % self.batch_size:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must divide n_steps × n_envs ({rollout})"
+            )
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> TrainConfig:
+        return load_toml(cls, path)
+
+
+def _write_atomically(path: Path, write) -> None:
+    """``write(temporary_path)`` then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return repr(value)
+
+
+def config_to_toml(config: TrainConfig) -> str:
+    return "".join(f"{key} = {_toml_value(value)}\n" for key, value in asdict(config).items())
+
+
+def _env_kwargs(config: TrainConfig) -> dict:
+    kwargs = {"render_mode": None, **config.env_kwargs}  # SB3 would ask for "rgb_array"
+    if "ProductionLine" in config.env_id:
+        kwargs.setdefault("scenario", config.scenario)
+    return kwargs
+
+
+def make_vec_env(config: TrainConfig, *, seed: int, n_envs: int | None = None):
+    """The (optionally normalising) vector env of a run; raises ConfigError for a bad env id."""
+    import gymnasium
+    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    import envs  # noqa: F401 - registers the envs
+
+    if config.env_id not in gymnasium.registry:
+        known = sorted(e for e in gymnasium.registry if e.startswith("twinfactory/"))
+        raise ConfigError(
+            f"env_id '{config.env_id}' is not registered; twinfactory envs: {', '.join(known)}"
+        )
+    vec_class = SubprocVecEnv if config.vectorization == "subproc" else DummyVecEnv
+    # "envs:<id>" makes Gymnasium import envs (and so register the ids) in subprocess workers
+    return sb3_make_vec_env(
+        f"envs:{config.env_id}",
+        n_envs=n_envs or config.n_envs,
+        seed=seed,
+        env_kwargs=_env_kwargs(config),
+        vec_env_cls=vec_class,
+    )
+
+
+class Run:
+    """Paths of a run folder."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.root = Path(out_dir)
+        self.config = self.root / "config.toml"
+        self.checkpoint = self.root / "checkpoints" / "model.zip"
+        self.checkpoint_normalization = self.root / "checkpoints" / "vecnormalize.pkl"
+        self.progress = self.root / "checkpoints" / "progress.json"
+        self.model = self.root / "model.zip"
+        self.normalization = self.root / "vecnormalize.pkl"
+        self.best = self.root / "best" / "model.zip"
+        self.best_normalization = self.root / "best" / "vecnormalize.pkl"
+        self.tensorboard = self.root / "tb"
+
+
+def _callbacks(config: TrainConfig, run: Run, eval_env):
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Checkpoint(BaseCallback):
+        """Atomic checkpoints every ``checkpoint_every`` steps; stops on NaN/inf parameters or
+        losses, keeping the last good checkpoint."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.next_checkpoint = config.checkpoint_every
+            self.next_eval = config.eval_every
+            self.best = -math.inf
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps >= self.next_checkpoint:
+                self.next_checkpoint += config.checkpoint_every
+                if not self._healthy():
+                    return False
+                save(self.model, run.checkpoint, run.checkpoint_normalization)
+                _write_atomically(
+                    run.progress,
+                    lambda p: Path(p).write_text(
+                        json.dumps(
+                            {"num_timesteps": self.num_timesteps, "best_mean_reward": self.best}
+                        )
+                    ),
+                )
+            if self.num_timesteps >= self.next_eval:
+                self.next_eval += config.eval_every
+                self._evaluate()
+            return True
+
+        def _healthy(self) -> bool:
+            parameters = self.model.policy.parameters()
+            finite = all(bool(p.detach().isfinite().all()) for p in parameters)
+            losses = [v for k, v in self.model.logger.name_to_value.items() if "loss" in k]
+            if finite and all(math.isfinite(v) for v in losses):
+                return True
+            print(
+                f"training stopped at {self.num_timesteps} steps: non-finite parameters or "
+                f"losses; the last good checkpoint is {run.checkpoint}"
+            )
+            self.model._twinfactory_diverged = True
+            return False
+
+        def _evaluate(self) -> None:
+            from stable_baselines3.common.evaluation import evaluate_policy
+            from stable_baselines3.common.vec_env import VecNormalize
+
+            training_env = self.model.get_env()
+            if isinstance(eval_env, VecNormalize) and isinstance(training_env, VecNormalize):
+                eval_env.obs_rms = training_env.obs_rms
+            mean, std = evaluate_policy(
+                self.model, eval_env, n_eval_episodes=config.eval_episodes, deterministic=True
+            )
+            self.logger.record("eval/mean_reward", mean)
+            self.logger.record("eval/std_reward", std)
+            if mean > self.best:
+                self.best = mean
+                save(self.model, run.best, run.best_normalization)
+
+    return Checkpoint()
+
+
+def save(model, model_path: Path, normalization_path: Path) -> None:
+    """Model and (when used) VecNormalize statistics, both written atomically."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    _write_atomically(model_path, lambda p: model.save(p))
+    env = model.get_env()
+    if isinstance(env, VecNormalize):
+        _write_atomically(normalization_path, lambda p: env.save(p))
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress_bar: bool = True):
+    """Train (or resume) a run; returns the model. Errors in the setup are raised before any
+    training starts."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    run = Run(config.out_dir)
+    if resume and not run.checkpoint.is_file():
+        raise ConfigError(
+            f"{run.root}: nothing to resume (no {run.checkpoint}); start without --resume"
+        )
+    if not resume and run.checkpoint.is_file():
+        raise ConfigError(
+            f"{run.root} already holds a run; pass --resume to continue it or "
+            "choose another out_dir"
+        )
+    torch.set_num_threads(1)  # small MLPs: threads cost more than they give on 2 cores
+    env = make_vec_env(config, seed=config.seed)
+    eval_env = make_vec_env(config, seed=TRAINING_SEEDS_BELOW, n_envs=1)
+    if config.normalize_observations or config.normalize_rewards:
+        eval_env = VecNormalize(
+            eval_env, norm_obs=config.normalize_observations, norm_reward=False, training=False
+        )
+    done = 0
+    if resume:
+        try:
+            if run.checkpoint_normalization.is_file():
+                env = VecNormalize.load(str(run.checkpoint_normalization), env)
+            model = PPO.load(
+                run.checkpoint, env=env, device="cpu", tensorboard_log=str(run.tensorboard)
+            )
+        except Exception as error:
+            env.close()
+            eval_env.close()
+            raise ConfigError(
+                f"{run.checkpoint}: unreadable checkpoint ({error}); delete the "
+                "run folder to start afresh"
+            ) from error
+        done = json.loads(run.progress.read_text())["num_timesteps"]
+        model.num_timesteps = done
+    else:
+        if config.normalize_observations or config.normalize_rewards:
+            env = VecNormalize(
+                env,
+                norm_obs=config.normalize_observations,
+                norm_reward=config.normalize_rewards,
+                gamma=config.gamma,
+            )
+        run.root.mkdir(parents=True, exist_ok=True)
+        run.config.write_text(config_to_toml(config))
+        model = PPO(
+            "MlpPolicy",
+            env,
+            learning_rate=config.learning_rate,
+            n_steps=config.n_steps,
+            batch_size=config.batch_size,
+            n_epochs=config.n_epochs,
+            gamma=config.gamma,
+            gae_lambda=config.gae_lambda,
+            clip_range=config.clip_range,
+            ent_coef=config.ent_coef,
+            policy_kwargs={"net_arch": list(config.net_arch)},
+            seed=config.seed,
+            device="cpu",
+            tensorboard_log=str(run.tensorboard),
+            verbose=0,
+        )
+    callback = _callbacks(config, run, eval_env)
+    callback.best = (
+        json.loads(run.progress.read_text()).get("best_mean_reward", -math.inf)
+        if resume
+        else -math.inf
+    )
+    remaining = config.total_timesteps - done
+    try:
+        if remaining > 0:
+            model.learn(
+                total_timesteps=remaining,
+                callback=callback,
+                progress_bar=progress_bar,
+                reset_num_timesteps=not resume,
+                tb_log_name="ppo",
+            )
+        if not getattr(model, "_twinfactory_diverged", False):
+            save(model, run.model, run.normalization)
+            save(model, run.checkpoint, run.checkpoint_normalization)
+            _write_atomically(
+                run.progress,
+                lambda p: Path(p).write_text(
+                    json.dumps(
+                        {"num_timesteps": model.num_timesteps, "best_mean_reward": callback.best}
+                    )
+                ),
+            )
+    finally:
+        env.close()
+        eval_env.close()
+    return model
