@@ -49,9 +49,21 @@ class EpisodeResult:
         return float(self.kpis[key])
 
 
+class NormalizedModel:
+    """A saved PPO model with the observation normalisation it was trained with."""
+
+    def __init__(self, model, statistics) -> None:
+        self.model, self.statistics = model, statistics
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        normalized = self.statistics.normalize_obs(np.asarray(observation, dtype=np.float32))
+        return self.model.predict(normalized, deterministic=deterministic)
+
+
 def load_policy(spec: str, env) -> tuple[str, object]:
-    """A heuristic by name or a saved stable-baselines3 PPO model by path, checked against the
-    env's spaces; returns (label, policy with ``predict``)."""
+    """A heuristic by name, an exported policy (``.npz``) or a saved stable-baselines3 PPO model
+    (``.zip``, with ``vecnormalize.pkl`` beside it when it was trained with normalisation),
+    checked against the env's spaces; returns (label, policy with ``predict``)."""
     if spec in HEURISTICS:
         return spec, make_heuristic(spec, env)
     path = Path(spec)
@@ -60,6 +72,19 @@ def load_policy(spec: str, env) -> tuple[str, object]:
             f"policy '{spec}' is neither a heuristic ({', '.join(HEURISTICS)}) nor "
             "an existing model file"
         )
+    if path.suffix == ".npz":
+        from agents.exported import ExportedPolicy
+
+        policy = ExportedPolicy.load(path)
+        size = int(np.prod(env.observation_space.shape))
+        if policy.observation_size != size or policy.meta["action_size"] != int(
+            np.prod(env.action_space.shape)
+        ):
+            raise ValueError(
+                f"{path}: the exported policy's sizes do not match the env's; "
+                "evaluate it on the env and scenario it was trained on"
+            )
+        return path.stem, policy
     from stable_baselines3 import PPO
 
     try:
@@ -76,6 +101,14 @@ def load_policy(spec: str, env) -> tuple[str, object]:
                 f"the env's {getattr(env, name)}; evaluate it on the env and "
                 "scenario it was trained on"
             )
+    statistics_file = path.with_name("vecnormalize.pkl")
+    if statistics_file.is_file():
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        from agents.exported import _DummyVec
+
+        statistics = VecNormalize.load(str(statistics_file), _DummyVec(model))
+        return path.parent.name or path.stem, NormalizedModel(model, statistics)
     return path.stem, model
 
 
