@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +45,6 @@ class EvaluateConfig:
     """Also write per-seed KPIs and the summary here."""
     plots: Path | None = None
     """Folder for kpis.png and trajectories.png."""
-    extra: dict = field(default_factory=dict)
 
 
 def run(config: EvaluateConfig) -> dict:
