@@ -45,6 +45,9 @@ class TrainConfig:
     clip_range: float = setting(0.2, low=0.01, high=1.0)
     ent_coef: float = setting(0.0, low=0.0, high=1.0)
     net_arch: tuple[int, ...] = setting((64, 64), low=1, high=4096, doc="hidden layer sizes")
+    log_std_init: float = setting(
+        0.0, low=-5.0, high=2.0, doc="initial log std of the Gaussian actions (SB3 default 0)"
+    )
     seed: int = setting(0, low=0, high=TRAINING_SEEDS_BELOW - 1)
     out_dir: str = setting("runs/ppo", doc="run folder")
     checkpoint_every: int = setting(10_000, low=1, high=100_000_000, doc="timesteps")
@@ -275,7 +278,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress_bar: bool = Tru
             gae_lambda=config.gae_lambda,
             clip_range=config.clip_range,
             ent_coef=config.ent_coef,
-            policy_kwargs={"net_arch": list(config.net_arch)},
+            policy_kwargs={"net_arch": list(config.net_arch), "log_std_init": config.log_std_init},
             seed=config.seed,
             device="cpu",
             tensorboard_log=str(run.tensorboard),
