@@ -48,7 +48,9 @@ class HeuristicPolicy(ABC):
         return self.act(observation).astype(np.float32), None
 
     def _pack(self, speed: np.ndarray, maintenance: np.ndarray, standby: np.ndarray):
-        return np.column_stack([speed, maintenance.astype(float), standby.astype(float)]).ravel()
+        decision = {True: 1.0, False: -1.0}  # the env acts on values above 0
+        flags = [np.array([decision[bool(v)] for v in column]) for column in (maintenance, standby)]
+        return np.column_stack([speed, *flags]).ravel()
 
 
 class NaivePolicy(HeuristicPolicy):

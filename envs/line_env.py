@@ -1,13 +1,16 @@
 """``twinfactory/ProductionLine-v0`` and ``-MO-v0``: run a production line, one decision interval
 per step.
 
-## Action — ``Box(0, 1, (3·M,), float32)`` for M machines, three values per machine
+## Action — ``Box(-1, 1, (3·M,), float32)`` for M machines, three values per machine
+
+Symmetric and centred, as stable-baselines3 recommends: a fresh Gaussian policy (mean 0) starts
+at nominal speed with each decision at its threshold. (low, high) is the station's speed_range.
 
 | index | meaning | mapping |
 |---|---|---|
-| 3k | speed factor | low + a·(high − low) over the station's ``speed_range`` (nominal = 1) |
-| 3k+1 | maintenance request | a > 0.5: preventive maintenance as soon as the machine is free |
-| 3k+2 | standby permission | a > 0.5: standby when starved, off outside staffed hours |
+| 3k | speed factor | 1 + a·(high − 1) if a ≥ 0 else 1 + a·(1 − low); a = 0 is nominal |
+| 3k+1 | maintenance request | a > 0: preventive maintenance as soon as the machine is free |
+| 3k+2 | standby permission | a > 0: standby when starved, off outside staffed hours |
 
 ## Observation — ``Box(-1, 10, (12·M + 2·S + 7,), float32)``, S stations
 
@@ -122,7 +125,7 @@ class ProductionLineEnv(gym.Env):
         )
         machines = len(self.line.machines)
         stations = len(self.scenario.stations)
-        self.action_space = spaces.Box(0.0, 1.0, (3 * machines,), np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (3 * machines,), np.float32)
         size = MACHINE_FEATURES * machines + 2 * stations + LINE_FEATURES
         self.observation_space = spaces.Box(-1.0, 10.0, (size,), np.float32)
         self.machine_names = [m.name for m in self.line.machines]
@@ -133,7 +136,9 @@ class ProductionLineEnv(gym.Env):
     def speed_action(self, factor: float, machine: int) -> float:
         """The action value that asks ``machine`` for speed ``factor`` (1 = nominal)."""
         low, high = self.line.machines[machine].speed_range
-        return float(np.clip((factor - low) / (high - low), 0.0, 1.0))
+        if factor >= 1.0:
+            return float(min(1.0, (factor - 1.0) / (high - 1.0))) if high > 1.0 else 0.0
+        return float(max(-1.0, (factor - 1.0) / (1.0 - low))) if low < 1.0 else 0.0
 
     def _decode(self, action) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         values = np.asarray(action, dtype=np.float64).reshape(-1)
@@ -144,23 +149,23 @@ class ProductionLineEnv(gym.Env):
             )
         if not np.isfinite(values).all():
             raise ValueError("action contains NaN or infinite values; nothing was changed")
-        if ((values < 0) | (values > 1)).any():
+        if ((values < -1) | (values > 1)).any():
             if not self.clip_actions:
                 raise ValueError(
-                    "action values must lie in [0, 1]; nothing was changed (pass "
+                    "action values must lie in [-1, 1]; nothing was changed (pass "
                     "clip_actions=True to clip)"
                 )
-            values = np.clip(values, 0.0, 1.0)
+            values = np.clip(values, -1.0, 1.0)
         triples = values.reshape(-1, 3)
         speed = np.array(
             [
-                low + a * (high - low)
+                1.0 + a * ((high - 1.0) if a >= 0 else (1.0 - low))
                 for a, (low, high) in zip(
                     triples[:, 0], (m.speed_range for m in self.line.machines), strict=True
                 )
             ]
         )
-        return speed, triples[:, 1] > 0.5, triples[:, 2] > 0.5
+        return speed, triples[:, 1] > 0.0, triples[:, 2] > 0.0
 
     def _observe(self) -> np.ndarray:
         line = self.line

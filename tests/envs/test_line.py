@@ -95,7 +95,7 @@ def test_downtime_counts_only_failures_and_repairs():
     )
     env = ProductionLineEnv(dataclasses.replace(scenario, stations=stations), horizon_h=12.0)
     env.reset(seed=0)
-    maintain_all = np.tile([0.5, 1.0, 0.0], len(env.line.machines))
+    maintain_all = np.tile([0.0, 1.0, -1.0], len(env.line.machines))
     for _ in range(env.horizon_steps):
         *_, info = env.step(maintain_all)
     totals = info["kpi_total"]
@@ -126,7 +126,7 @@ def test_bad_actions_are_refused(day_env):
     size = day_env.action_space.shape[0]
     for action, message in (
         (np.full(size, np.nan), "NaN"),
-        (np.full(size, 2.0), r"\[0, 1\]"),
+        (np.full(size, 2.0), r"\[-1, 1\]"),
         (np.zeros(size - 1), "3 per machine"),
     ):
         with pytest.raises(ValueError, match=message):
@@ -137,7 +137,7 @@ def test_bad_actions_are_refused(day_env):
 def test_multi_objective_reward_is_the_negative_kpi_vector():
     env = ProductionLineMOEnv(horizon_h=1.0)
     env.reset(seed=0)
-    _, reward, _, _, info = env.step(np.tile([0.5, 0.0, 0.0], len(env.line.machines)))
+    _, reward, _, _, info = env.step(np.tile([0.0, -1.0, -1.0], len(env.line.machines)))
     step = info["kpi_step"]
     assert reward.tolist() == [-step["cost"], -step["energy_kwh"], -step["downtime_h"]]
     assert env.reward_space.shape == (3,) and set(info["constraints"]) == {
@@ -174,3 +174,13 @@ def test_registered_env_truncates_after_a_week():
     env = gymnasium.make("twinfactory/ProductionLine-v0")
     assert env.spec.max_episode_steps == 7 * 24 * 12 == env.unwrapped.horizon_steps
     env.close()
+
+
+def test_action_mapping_is_centred_on_nominal(day_env):
+    day_env.reset(seed=0)
+    machines = len(day_env.line.machines)
+    for value, expected in ((0.0, 1.0), (1.0, 1.3), (-1.0, 0.7), (0.5, 1.15)):
+        speed, maintenance, standby = day_env._decode(np.tile([value, -0.1, 0.1], machines))
+        assert speed[0] == pytest.approx(expected)  # a mill: speed range [0.7, 1.3]
+        assert not maintenance.any() and standby.all()
+        assert day_env.speed_action(expected, 0) == pytest.approx(value)
