@@ -82,7 +82,7 @@ def test_garbled_serialised_state_is_rejected(make_slave, name):
     with pytest.raises(FMICallException):
         slave.fmu.deSerializeFMUstate(bytes(blob[:-8]))
     assert "not made by this FMU" in slave.messages[-1]
-    blob[0:4] = b"XXXX"
+    blob[0:4] = b"JUNK"
     with pytest.raises(FMICallException):
         slave.fmu.deSerializeFMUstate(bytes(blob))
     assert "not a serialised state" in slave.messages[-1]
