@@ -4,13 +4,18 @@ per step.
 ## Action — ``Box(-1, 1, (3·M,), float32)`` for M machines, three values per machine
 
 Symmetric and centred, as stable-baselines3 recommends: a fresh Gaussian policy (mean 0) starts
-at nominal speed with each decision at its threshold. (low, high) is the station's speed_range.
+at nominal speed, maintaining tools at their wear limit. (low, high) is the station's speed_range.
 
 | index | meaning | mapping |
 |---|---|---|
 | 3k | speed factor | 1 + a·(high − 1) if a ≥ 0 else 1 + a·(1 − low); a = 0 is nominal |
-| 3k+1 | maintenance request | a > 0: preventive maintenance as soon as the machine is free |
+| 3k+1 | maintenance wear threshold | preventive maintenance as soon as the machine is free once its wear ratio ≥ θ = 1 − a; a = 1 (θ = 0) maintains now, a = −1 never |
 | 3k+2 | standby permission | a > 0: standby when starved, off outside staffed hours |
+
+The maintenance decision is a threshold on the wear ratio (wear / wear limit) rather than a per-step
+request: an exploring policy's noise then moves the threshold a little instead of ordering a
+maintenance on every other step, which made early PPO runs keep the machines in maintenance.
+A heuristic that decides by itself sends 1 (maintain now) or −1 (do not).
 
 ## Observation — ``Box(-1, 10, (12·M + 2·S + 7,), float32)``, S stations
 
@@ -62,7 +67,8 @@ from :mod:`envs.kpi`; ``constraints``; ``failures`` and ``maintenances`` in the 
 ``throughput_penalty``, ``randomization`` (:class:`envs.line.Randomization` or a dict of its
 fields), ``clip_actions``.
 
-Version history: v0 — first version.
+Version history: v0 — first version (before the first release the action became centred on
+nominal speed and the maintenance decision a wear threshold).
 """
 
 from __future__ import annotations
@@ -165,7 +171,9 @@ class ProductionLineEnv(gym.Env):
                 )
             ]
         )
-        return speed, triples[:, 1] > 0.0, triples[:, 2] > 0.0
+        wear = np.array([machine.wear_ratio for machine in self.line.machines])
+        maintenance = (triples[:, 1] > -1.0) & (wear >= 1.0 - triples[:, 1])
+        return speed, maintenance, triples[:, 2] > 0.0
 
     def _observe(self) -> np.ndarray:
         line = self.line

@@ -184,3 +184,21 @@ def test_action_mapping_is_centred_on_nominal(day_env):
         assert speed[0] == pytest.approx(expected)  # a mill: speed range [0.7, 1.3]
         assert not maintenance.any() and standby.all()
         assert day_env.speed_action(expected, 0) == pytest.approx(value)
+
+
+def test_maintenance_is_a_wear_threshold(day_env):
+    run(day_env, "naive", seed=0, steps=120)  # ten hours: the tools have worn
+    machines = day_env.line.machines
+    wear = np.array([m.wear_ratio for m in machines])
+    mill = 0
+    for value, expected in (
+        (1.0, True),  # θ = 0: maintain now
+        (-1.0, False),  # never
+        (1.0 - wear[mill] + 1e-6, True),  # θ just below the wear
+        (1.0 - wear[mill] - 1e-3, False),  # θ just above it
+    ):
+        action = np.tile([0.0, -1.0, 0.0], len(machines))
+        action[3 * mill + 1] = value
+        _, maintenance, _ = day_env._decode(action)
+        assert maintenance[mill] == expected, value
+        assert not maintenance[1:].any()
