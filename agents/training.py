@@ -4,7 +4,9 @@ that loads from TOML through :mod:`envs.config`.
 A run folder holds ``config.toml`` (what was asked), ``checkpoints/`` (model, normalisation
 statistics and progress, each written to a temporary file and renamed, so a kill -9 leaves the
 previous checkpoint intact), ``best/`` (the best periodic evaluation), ``model.zip`` and
-``vecnormalize.pkl`` at the end, and TensorBoard logs under ``tb/``. ``resume=True`` continues
+``vecnormalize.pkl`` at the end, ``timing.json`` (where the wall time went: env stepping inside the
+workers, rollout collection, gradient updates, evaluation; env steps/s) and TensorBoard logs under
+``tb/``. ``resume=True`` continues
 from the latest checkpoint: at most one checkpoint interval of training is lost.
 """
 
@@ -14,8 +16,11 @@ import json
 import math
 import os
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+import gymnasium
 
 from envs.config import ConfigError, load_toml, setting
 
@@ -102,6 +107,31 @@ def _env_kwargs(config: TrainConfig) -> dict:
     return kwargs
 
 
+class StepTimer(gymnasium.Wrapper):
+    """Adds up the wall time spent in the wrapped env's ``step`` and ``reset``
+    (``env_seconds``) and counts steps (``env_steps``): the env's share of a training run."""
+
+    def __init__(self, env) -> None:
+        super().__init__(env)
+        self.env_seconds = 0.0
+        self.env_steps = 0
+
+    def step(self, action):
+        started = time.perf_counter()
+        try:
+            return self.env.step(action)
+        finally:
+            self.env_seconds += time.perf_counter() - started
+            self.env_steps += 1
+
+    def reset(self, **kwargs):
+        started = time.perf_counter()
+        try:
+            return self.env.reset(**kwargs)
+        finally:
+            self.env_seconds += time.perf_counter() - started
+
+
 def make_vec_env(config: TrainConfig, *, seed: int, n_envs: int | None = None):
     """The (optionally normalising) vector env of a run; raises ConfigError for a bad env id."""
     import gymnasium
@@ -123,6 +153,7 @@ def make_vec_env(config: TrainConfig, *, seed: int, n_envs: int | None = None):
         seed=seed,
         env_kwargs=_env_kwargs(config),
         vec_env_cls=vec_class,
+        wrapper_class=StepTimer,
     )
 
 
@@ -138,6 +169,7 @@ class Run:
         self.model = self.root / "model.zip"
         self.normalization = self.root / "vecnormalize.pkl"
         self.best = self.root / "best" / "model.zip"
+        self.timing = self.root / "timing.json"
         self.best_normalization = self.root / "best" / "vecnormalize.pkl"
         self.tensorboard = self.root / "tb"
 
@@ -154,6 +186,14 @@ def _callbacks(config: TrainConfig, run: Run, eval_env):
             self.next_checkpoint = config.checkpoint_every
             self.next_eval = config.eval_every
             self.best = -math.inf
+            self.seconds = {"rollout": 0.0, "evaluation": 0.0}
+            self._rollout_started = 0.0
+
+        def _on_rollout_start(self) -> None:
+            self._rollout_started = time.perf_counter()
+
+        def _on_rollout_end(self) -> None:
+            self.seconds["rollout"] += time.perf_counter() - self._rollout_started
 
         def _on_step(self) -> bool:
             if self.num_timesteps >= self.next_checkpoint:
@@ -171,7 +211,9 @@ def _callbacks(config: TrainConfig, run: Run, eval_env):
                 )
             if self.num_timesteps >= self.next_eval:
                 self.next_eval += config.eval_every
+                started = time.perf_counter()
                 self._evaluate()
+                self.seconds["evaluation"] += time.perf_counter() - started
             return True
 
         def _healthy(self) -> bool:
@@ -291,6 +333,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress_bar: bool = Tru
         else -math.inf
     )
     remaining = config.total_timesteps - done
+    started = time.perf_counter()
     try:
         if remaining > 0:
             model.learn(
@@ -311,7 +354,31 @@ def train(config: TrainConfig, *, resume: bool = False, progress_bar: bool = Tru
                     )
                 ),
             )
+        timing = training_timing(env, callback.seconds, time.perf_counter() - started)
+        _write_atomically(run.timing, lambda p: Path(p).write_text(json.dumps(timing, indent=1)))
+        model.twinfactory_timing = timing
     finally:
         env.close()
         eval_env.close()
     return model
+
+
+def training_timing(env, seconds: dict[str, float], wall_s: float) -> dict[str, float]:
+    """Where the wall time of ``learn`` went. Each worker's env time is measured inside the
+    worker; ``env_share`` is the mean worker's env time over the wall time (with subprocess
+    envs the workers step in parallel, so this is the fraction the learner waits on them)."""
+    env_seconds = env.get_attr("env_seconds")
+    env_steps = int(sum(env.get_attr("env_steps")))
+    evaluation = seconds["evaluation"]  # runs inside a rollout, from the callback
+    rollout = seconds["rollout"] - evaluation
+    mean_env = sum(env_seconds) / len(env_seconds)
+    return {
+        "wall_s": wall_s,
+        "env_steps": env_steps,
+        "env_steps_per_s": env_steps / wall_s if wall_s > 0 else 0.0,
+        "env_s_per_worker": mean_env,
+        "env_share": mean_env / wall_s if wall_s > 0 else 0.0,
+        "rollout_s": rollout,
+        "update_s": max(0.0, wall_s - rollout - evaluation),
+        "evaluation_s": evaluation,
+    }

@@ -9,7 +9,7 @@ at nominal speed, maintaining tools at their wear limit. (low, high) is the stat
 | index | meaning | mapping |
 |---|---|---|
 | 3k | speed factor | 1 + a·(high − 1) if a ≥ 0 else 1 + a·(1 − low); a = 0 is nominal |
-| 3k+1 | maintenance wear threshold | preventive maintenance as soon as the machine is free once its wear ratio ≥ θ = 1 − a; a = 1 (θ = 0) maintains now, a = −1 never |
+| 3k+1 | maintenance threshold | maintain when free once wear ratio ≥ θ = 1 − a; a = −1: never |
 | 3k+2 | standby permission | a > 0: standby when starved, off outside staffed hours |
 
 The maintenance decision is a threshold on the wear ratio (wear / wear limit) rather than a per-step

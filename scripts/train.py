@@ -100,6 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         f"trained to {model.num_timesteps} steps in {time.perf_counter() - started:.0f} s; "
         f"model in {config.out_dir}/model.zip"
     )
+    timing = getattr(model, "twinfactory_timing", None)
+    if timing:
+        print(
+            f"{timing['env_steps']} env steps in {timing['wall_s']:.0f} s of training: "
+            f"{timing['env_steps_per_s']:.0f} env steps/s; env {timing['env_share']:.0%} of the "
+            f"wall time, rollouts {timing['rollout_s']:.0f} s, updates {timing['update_s']:.0f} s, "
+            f"evaluation {timing['evaluation_s']:.0f} s (timing.json in the run folder)"
+        )
     return 0
 
 

@@ -55,6 +55,14 @@ def test_vector_env_runs(tmp_path, vectorization):
         tiny(tmp_path, n_envs=2, n_steps=64, vectorization=vectorization), progress_bar=False
     )
     assert model.num_timesteps == 256 and model.get_env().num_envs == 2
+    timing = json.loads(Run(tmp_path / "run").timing.read_text())
+    assert timing == model.twinfactory_timing
+    assert timing["env_steps"] == 256  # counted inside the workers
+    assert 0 < timing["env_s_per_worker"] < timing["rollout_s"] <= timing["wall_s"]
+    assert 0 < timing["env_share"] < 1
+    parts = timing["rollout_s"] + timing["update_s"] + timing["evaluation_s"]
+    assert parts == pytest.approx(timing["wall_s"])
+    assert timing["env_steps_per_s"] == pytest.approx(256 / timing["wall_s"])
 
 
 def test_resume_after_kill_continues_the_run(tmp_path):
