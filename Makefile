@@ -9,7 +9,8 @@ INSTALLED := $(VENV)/.installed
 # torch first, pinned, so that nothing resolves torch to a CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-# Debian packages the tests need, installed only when the command is missing.
+# Debian packages the tests need, installed only when the command is missing. PostgreSQL's
+# initdb lives outside PATH on Debian (/usr/lib/postgresql/<major>/bin), so it is looked up there.
 SYSTEM_TOOLS := cmake:cmake
 
 .PHONY: demo test install fmus system-deps lint clean
@@ -38,6 +39,8 @@ system-deps:
 	@missing=""; for entry in $(SYSTEM_TOOLS); do \
 	  command -v "$${entry%%:*}" >/dev/null 2>&1 || missing="$$missing $${entry#*:}"; \
 	done; \
+	command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \

@@ -1,4 +1,5 @@
-"""optuna tuning: two tiny trials on SQLite, resumed, with plots; --help."""
+"""optuna tuning: two tiny trials on SQLite and on a real PostgreSQL server, resumed, with plots;
+--help."""
 
 from __future__ import annotations
 
@@ -7,13 +8,27 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 
 from scripts import tune as tune_script
+from tests.postgres import server_binaries, temporary_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_two_tiny_trials_then_resume(tmp_path, capsys):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storage(request, tmp_path):
+    """None (the default SQLite file under the output folder) or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        yield None
+        return
+    if server_binaries() is None:
+        pytest.skip("PostgreSQL is not installed: apt-get install postgresql (make test does)")
+    with temporary_server() as url:
+        yield url
+
+
+def test_two_tiny_trials_then_resume(tmp_path, capsys, storage):
     arguments = [
         "--timesteps",
         "128",
@@ -27,11 +42,12 @@ def test_two_tiny_trials_then_resume(tmp_path, capsys):
         str(tmp_path),
         "--study-name",
         "tiny",
+        *(["--storage", storage] if storage else []),
     ]
     assert tune_script.main([*arguments, "--trials", "2"]) == 0
     printed = capsys.readouterr().out
     assert "best trial #" in printed and "learning_rate = " in printed
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = storage or f"sqlite:///{tmp_path / 'study.db'}"
     study = optuna.load_study(study_name="tiny", storage=storage)
     assert len(study.trials) == 2
     assert all(len(t.intermediate_values) >= 1 for t in study.trials)
