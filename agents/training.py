@@ -53,6 +53,14 @@ class TrainConfig:
     log_std_init: float = setting(
         0.0, low=-5.0, high=2.0, doc="initial log std of the Gaussian actions (SB3 default 0)"
     )
+    use_sde: bool = setting(
+        False,
+        doc="generalised state-dependent exploration: noise that is a smooth function of the "
+        "observation, redrawn every sde_sample_freq steps, instead of fresh noise each step",
+    )
+    sde_sample_freq: int = setting(
+        -1, low=-1, high=1_000_000, doc="steps between gSDE noise draws (-1: once per rollout)"
+    )
     seed: int = setting(0, low=0, high=TRAINING_SEEDS_BELOW - 1)
     out_dir: str = setting("runs/ppo", doc="run folder")
     checkpoint_every: int = setting(10_000, low=1, high=100_000_000, doc="timesteps")
@@ -320,6 +328,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress_bar: bool = Tru
             gae_lambda=config.gae_lambda,
             clip_range=config.clip_range,
             ent_coef=config.ent_coef,
+            use_sde=config.use_sde,
+            sde_sample_freq=config.sde_sample_freq,
             policy_kwargs={"net_arch": list(config.net_arch), "log_std_init": config.log_std_init},
             seed=config.seed,
             device="cpu",

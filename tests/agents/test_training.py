@@ -159,3 +159,9 @@ def test_train_script_help_and_errors(tmp_path):
     )
     assert wrong.returncode == 2 and "expected NAME=NUMBER" in wrong.stderr
     assert TrainConfig.from_toml(ROOT / "configs" / "ppo_production_line.toml").n_envs == 2
+
+
+def test_state_dependent_exploration_is_configurable(tmp_path):
+    model = train(tiny(tmp_path, use_sde=True, sde_sample_freq=16), progress_bar=False)
+    assert model.use_sde and model.sde_sample_freq == 16
+    assert model.num_timesteps == 256
