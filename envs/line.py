@@ -147,6 +147,7 @@ class ProductionLine:
             raise
         self._bottleneck = self._find_bottleneck()
         self.rng = np.random.default_rng(0)
+        self.start_s = 0.0
 
     def _find_bottleneck(self) -> int:
         capacity = {}
@@ -155,9 +156,14 @@ class ProductionLine:
         return min(capacity, key=capacity.get)
 
     # -- episode ------------------------------------------------------------------
-    def reset(self, rng: np.random.Generator) -> dict[str, float]:
-        """Start a new episode on Monday 00:00; returns the randomised values drawn."""
+    def reset(self, rng: np.random.Generator, *, start_s: float = 0.0) -> dict[str, float]:
+        """Start a new episode ``start_s`` seconds into the week (default 0: Monday 00:00);
+        returns the randomised values drawn. The start only moves the calendar (shifts, demand
+        profile, tariff); machines start fresh either way."""
+        if not (math.isfinite(start_s) and start_s >= 0):
+            raise ValueError(f"start_s must be a finite number of seconds >= 0, not {start_s}")
         self.rng = rng
+        self.start_s = float(start_s)
         drawn: dict[str, float] = {}
         bounds = self.randomization
         ambient = None
@@ -196,7 +202,8 @@ class ProductionLine:
 
     @property
     def time_s(self) -> float:
-        return self.system.ticks * self.tick_s
+        """Seconds since Monday 00:00 of the episode's first week."""
+        return self.start_s + self.system.ticks * self.tick_s
 
     def calendar(self, time_s: float | None = None) -> tuple[int, float, bool]:
         """(weekday 0 = Monday, hour of day, staffed?) at ``time_s`` (default: now)."""
