@@ -61,6 +61,13 @@ class TrainConfig:
     sde_sample_freq: int = setting(
         -1, low=-1, high=1_000_000, doc="steps between gSDE noise draws (-1: once per rollout)"
     )
+    wear_shaping_eur: float = setting(
+        0.0,
+        low=0.0,
+        high=1e6,
+        doc="production lines: potential-based shaping valuing tool wear at this many EUR per "
+        "wear limit (agents.shaping; 0 = off); the optimal policy is unchanged",
+    )
     seed: int = setting(0, low=0, high=TRAINING_SEEDS_BELOW - 1)
     out_dir: str = setting("runs/ppo", doc="run folder")
     checkpoint_every: int = setting(10_000, low=1, high=100_000_000, doc="timesteps")
@@ -140,8 +147,19 @@ class StepTimer(gymnasium.Wrapper):
             self.env_seconds += time.perf_counter() - started
 
 
-def make_vec_env(config: TrainConfig, *, seed: int, n_envs: int | None = None):
-    """The (optionally normalising) vector env of a run; raises ConfigError for a bad env id."""
+def _wrap(env, *, eur_per_wear: float, gamma: float):
+    if eur_per_wear > 0:
+        from agents.shaping import WearShaping
+
+        env = WearShaping(env, eur_per_wear=eur_per_wear, gamma=gamma)
+    return StepTimer(env)
+
+
+def make_vec_env(
+    config: TrainConfig, *, seed: int, n_envs: int | None = None, shaped: bool = True
+):
+    """The vector env of a run (wear shaping when configured and ``shaped``); raises
+    ConfigError for a bad env id."""
     import gymnasium
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
@@ -153,6 +171,11 @@ def make_vec_env(config: TrainConfig, *, seed: int, n_envs: int | None = None):
         raise ConfigError(
             f"env_id '{config.env_id}' is not registered; twinfactory envs: {', '.join(known)}"
         )
+    if config.wear_shaping_eur > 0 and "ProductionLine" not in config.env_id:
+        raise ConfigError(
+            f"wear_shaping_eur applies to production-line envs, not '{config.env_id}'; "
+            "set it to 0"
+        )
     vec_class = SubprocVecEnv if config.vectorization == "subproc" else DummyVecEnv
     # "envs:<id>" makes Gymnasium import envs (and so register the ids) in subprocess workers
     return sb3_make_vec_env(
@@ -161,7 +184,11 @@ def make_vec_env(config: TrainConfig, *, seed: int, n_envs: int | None = None):
         seed=seed,
         env_kwargs=_env_kwargs(config),
         vec_env_cls=vec_class,
-        wrapper_class=StepTimer,
+        wrapper_class=_wrap,
+        wrapper_kwargs={
+            "eur_per_wear": config.wear_shaping_eur if shaped else 0.0,
+            "gamma": config.gamma,
+        },
     )
 
 
@@ -285,7 +312,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress_bar: bool = Tru
         )
     torch.set_num_threads(1)  # small MLPs: threads cost more than they give on 2 cores
     env = make_vec_env(config, seed=config.seed)
-    eval_env = make_vec_env(config, seed=TRAINING_SEEDS_BELOW, n_envs=1)
+    eval_env = make_vec_env(config, seed=TRAINING_SEEDS_BELOW, n_envs=1, shaped=False)
     if config.normalize_observations or config.normalize_rewards:
         eval_env = VecNormalize(
             eval_env, norm_obs=config.normalize_observations, norm_reward=False, training=False
