@@ -5,8 +5,8 @@ returning ``(action, None)`` like a stable-baselines3 model, for one observation
 
 - ``naive``: nominal speed, never standby, no preventive maintenance (run to failure).
 - ``fixed_interval``: nominal speed, preventive maintenance every N operating hours.
-- ``condition_based``: maintenance above a wear threshold, standby when starved, slower when the
-  last interval's power came close to the contracted peak.
+- ``condition_based``: maintenance above a wear threshold (the env's threshold action), standby
+  when starved, slower when the last interval's power came close to the contracted peak.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from envs.line_env import MACHINE_FEATURES, ProductionLineEnv
 
-_WEAR, _HOURS = 1, 4  # feature offsets within a machine's block
+_HOURS = 4  # operating hours since maintenance: feature offset within a machine's block
 _POWER = -1  # last feature of the observation: power of the last interval / contracted peak
 
 
@@ -47,10 +47,15 @@ class HeuristicPolicy(ABC):
             return np.stack([self.act(o) for o in observation]).astype(np.float32), None
         return self.act(observation).astype(np.float32), None
 
-    def _pack(self, speed: np.ndarray, maintenance: np.ndarray, standby: np.ndarray):
-        decision = {True: 1.0, False: -1.0}  # the env acts on values above 0
-        flags = [np.array([decision[bool(v)] for v in column]) for column in (maintenance, standby)]
-        return np.column_stack([speed, *flags]).ravel()
+    def _pack(self, speed: np.ndarray, maintenance, standby: np.ndarray):
+        """One action from per-machine speed actions, maintenance (booleans: maintain now or
+        not; or floats: the env's wear-threshold actions) and standby permissions."""
+        decision = {True: 1.0, False: -1.0}  # maintenance: 1 = now, -1 = never; standby: a > 0
+        maintenance = np.asarray(maintenance)
+        if maintenance.dtype == bool:
+            maintenance = np.array([decision[bool(v)] for v in maintenance])
+        standby = np.array([decision[bool(v)] for v in standby])
+        return np.column_stack([speed, maintenance, standby]).ravel()
 
 
 class NaivePolicy(HeuristicPolicy):
@@ -87,10 +92,11 @@ class ConditionBasedPolicy(HeuristicPolicy):
         self.power_margin = power_margin
 
     def act(self, observation: np.ndarray) -> np.ndarray:
-        wear = self.machine_features(observation, _WEAR)
         near_limit = observation[_POWER] >= self.power_margin
         speed = self.slow if near_limit else self.nominal
-        return self._pack(speed, wear >= self.wear_threshold, np.ones(self.machines, dtype=bool))
+        # the env maintains once wear ratio >= 1 - a: a constant action is a wear threshold
+        threshold = np.full(self.machines, 1.0 - self.wear_threshold)
+        return self._pack(speed, threshold, np.ones(self.machines, dtype=bool))
 
 
 HEURISTICS = {
