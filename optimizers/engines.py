@@ -1,0 +1,148 @@
+"""Where evaluations run. Every engine maps a picklable function over a list of tasks and returns
+the results in task order, calling ``on_result`` as each one finishes (for progress bars):
+
+- :class:`SerialEngine` — in this process;
+- :class:`ProcessEngine` — a pool of ``workers`` local processes (``spawn``: no FMU state is
+  forked); each worker builds its production line on its first task and reuses it;
+- :class:`DaskEngine` — a Dask cluster when one machine is too small: ``address`` of a running
+  scheduler (``dask scheduler`` on one host, ``dask worker tcp://HOST:8786 --nthreads 1`` on
+  each machine with this project installed), or a ``LocalCluster`` of ``workers`` processes.
+  Needs the ``distributed`` extra: ``pip install -e ".[distributed]"``.
+
+Results do not depend on the engine: each task carries its seeds (common random numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from optimizers.config import ENGINES
+
+OnResult = Callable[[Any], None] | None
+
+
+class Engine(Protocol):
+    name: str
+    workers: int
+
+    def map(self, fn: Callable, tasks: Sequence, on_result: OnResult = None) -> list: ...
+
+    def close(self) -> None: ...
+
+
+class SerialEngine:
+    """Evaluate in the calling process, one task after another."""
+
+    name = "serial"
+    workers = 1
+
+    def map(self, fn: Callable, tasks: Sequence, on_result: OnResult = None) -> list:
+        results = []
+        for task in tasks:
+            results.append(fn(task))
+            if on_result is not None:
+                on_result(results[-1])
+        return results
+
+    def close(self) -> None:
+        from optimizers.simulate import close_lines
+
+        close_lines()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class ProcessEngine:
+    """A local pool of ``workers`` processes, started once and reused for every batch."""
+
+    name = "processes"
+
+    def __init__(self, workers: int) -> None:
+        import multiprocessing
+
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, not {workers}")
+        self.workers = workers
+        self._pool = multiprocessing.get_context("spawn").Pool(workers)
+
+    def map(self, fn: Callable, tasks: Sequence, on_result: OnResult = None) -> list:
+        results = []
+        for result in self._pool.imap(fn, tasks, chunksize=1):
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+        return results
+
+    def warm_up(self, fn: Callable, task: Any) -> None:
+        """Run ``task`` once on every worker (builds their lines), e.g. before timing."""
+        self._pool.map(fn, [task] * self.workers, chunksize=1)
+
+    def close(self) -> None:
+        self._pool.close()
+        self._pool.join()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class DaskEngine:
+    """Tasks on a Dask cluster (a scheduler address, or a local cluster of processes)."""
+
+    name = "dask"
+
+    def __init__(self, workers: int = 2, address: str = "") -> None:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError as error:
+            raise ImportError(
+                'the dask engine needs dask.distributed: pip install -e ".[distributed]" '
+                "(or choose engine = 'processes')"
+            ) from error
+        self._cluster = None
+        if address:
+            self._client = Client(address)
+        else:
+            self._cluster = LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            )
+            self._client = Client(self._cluster)
+        self.workers = max(1, len(self._client.scheduler_info().get("workers", {})))
+
+    def map(self, fn: Callable, tasks: Sequence, on_result: OnResult = None) -> list:
+        from dask.distributed import as_completed
+
+        futures = self._client.map(fn, list(tasks), pure=False)
+        if on_result is not None:
+            for future in as_completed(futures):
+                on_result(future.result())
+        return self._client.gather(futures)
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def make_engine(name: str = "serial", workers: int = 1, address: str = ""):
+    """An engine by name: ``serial``, ``processes`` or ``dask`` (a context manager)."""
+    if name == "serial":
+        return SerialEngine()
+    if name == "processes":
+        return ProcessEngine(workers)
+    if name == "dask":
+        return DaskEngine(workers, address)
+    raise ValueError(f"unknown engine '{name}'; choose one of {list(ENGINES)}")
