@@ -68,6 +68,13 @@ class TrainConfig:
         doc="production lines: potential-based shaping valuing tool wear at this many EUR per "
         "wear limit (agents.shaping; 0 = off); the optimal policy is unchanged",
     )
+    pretrain_policy: str = setting(
+        "",
+        choices=("", "naive", "fixed_interval", "condition_based"),
+        doc="heuristic to imitate before PPO starts (agents.pretraining; '' = none)",
+    )
+    pretrain_steps: int = setting(20_000, low=64, high=10_000_000, doc="env steps of imitation")
+    pretrain_epochs: int = setting(20, low=1, high=1000, doc="passes over the imitation data")
     seed: int = setting(0, low=0, high=TRAINING_SEEDS_BELOW - 1)
     out_dir: str = setting("runs/ppo", doc="run folder")
     checkpoint_every: int = setting(10_000, low=1, high=100_000_000, doc="timesteps")
@@ -171,11 +178,15 @@ def make_vec_env(
         raise ConfigError(
             f"env_id '{config.env_id}' is not registered; twinfactory envs: {', '.join(known)}"
         )
-    if config.wear_shaping_eur > 0 and "ProductionLine" not in config.env_id:
-        raise ConfigError(
-            f"wear_shaping_eur applies to production-line envs, not '{config.env_id}'; "
-            "set it to 0"
-        )
+    if "ProductionLine" not in config.env_id:
+        for name, value in (
+            ("wear_shaping_eur", config.wear_shaping_eur),
+            ("pretrain_policy", config.pretrain_policy),
+        ):
+            if value:
+                raise ConfigError(
+                    f"{name} applies to production-line envs, not '{config.env_id}'; unset it"
+                )
     vec_class = SubprocVecEnv if config.vectorization == "subproc" else DummyVecEnv
     # "envs:<id>" makes Gymnasium import envs (and so register the ids) in subprocess workers
     return sb3_make_vec_env(
@@ -363,6 +374,23 @@ def train(config: TrainConfig, *, resume: bool = False, progress_bar: bool = Tru
             tensorboard_log=str(run.tensorboard),
             verbose=0,
         )
+        if config.pretrain_policy:
+            from agents.pretraining import pretrain
+
+            def one_env():
+                return gymnasium.make(config.env_id, **_env_kwargs(config))
+
+            report = pretrain(
+                model,
+                config.pretrain_policy,
+                steps=config.pretrain_steps,
+                epochs=config.pretrain_epochs,
+                env_factory=one_env,
+            )
+            print(
+                f"imitated {config.pretrain_policy} for {report['steps']} env steps: "
+                f"actor MSE {report['actor_mse']:.4f}, critic MSE {report['critic_mse']:.4f}"
+            )
     callback = _callbacks(config, run, eval_env)
     callback.best = (
         json.loads(run.progress.read_text()).get("best_mean_reward", -math.inf)
