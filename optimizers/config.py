@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from envs.config import load_toml, setting
+from envs.config import ConfigError, from_mapping, load_toml, setting
 
 ALGORITHMS = (
     "nsga2",
@@ -118,6 +118,10 @@ class OptimizeConfig:
             raise ValueError(f"weights needs 3 values (w1, w2, w3), not {len(self.weights)}")
 
 
+BENCHMARK_FACTORY_DEFAULTS = {"horizon_h": 8.0, "seeds": 1}
+"""The benchmark's factory problem is cheaper than an optimisation run's (many runs)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class BenchmarkConfig:
     """The optimiser benchmark (``scripts/benchmark_optimizers.py``)."""
@@ -134,7 +138,8 @@ class BenchmarkConfig:
     )
     factory_pop_size: int = setting(12, low=2, high=100_000)
     factory: ProblemConfig = setting(
-        ProblemConfig(horizon_h=8.0, seeds=1), doc="the [factory] problem table"
+        ProblemConfig(**BENCHMARK_FACTORY_DEFAULTS),
+        doc="the [factory] problem table (horizon_h 8, seeds 1 unless given)",
     )
     checkpoints: int = setting(20, low=2, high=1000, doc="points of the anytime HV curves")
     reference_point: float = setting(
@@ -146,11 +151,42 @@ class BenchmarkConfig:
     out_dir: str = setting("runs/benchmark")
 
 
+def merge(base: dict, overrides: dict) -> dict:
+    """``base`` updated with ``overrides``, nested tables merged key by key."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def build_config(cls: type, path: str | Path | None, overrides: dict, base: dict | None = None):
+    """``cls`` from ``base`` values, then the TOML file at ``path`` (optional), then command-line
+    ``overrides``, validated together; errors name the file (or the command line) and the key."""
+    data: dict = {}
+    source = "command line"
+    if path is not None:
+        import tomllib
+
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such file; pass an existing --config") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: not valid TOML: {error}") from error
+        source = f"{path} (with command-line overrides)" if overrides else str(path)
+    return from_mapping(cls, merge(merge(base or {}, data), overrides), source=source)
+
+
 def load_optimize_config(path: str | Path) -> OptimizeConfig:
     """An :class:`OptimizeConfig` from TOML; errors name the file and the key."""
     return load_toml(OptimizeConfig, path)
 
 
 def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
-    """A :class:`BenchmarkConfig` from TOML; errors name the file and the key."""
-    return load_toml(BenchmarkConfig, path)
+    """A :class:`BenchmarkConfig` from TOML; errors name the file and the key. Keys missing
+    from a ``[factory]`` table keep the benchmark's factory defaults."""
+    return build_config(BenchmarkConfig, path, {}, {"factory": dict(BENCHMARK_FACTORY_DEFAULTS)})
