@@ -134,7 +134,7 @@ class BenchmarkConfig:
     )
     standard_pop_size: int = setting(40, low=2, high=100_000)
     factory_budget: int = setting(
-        120, low=1, high=10_000_000, doc="evaluations per run on the factory problem"
+        300, low=1, high=10_000_000, doc="evaluations per run on the factory problem"
     )
     factory_pop_size: int = setting(12, low=2, high=100_000)
     factory: ProblemConfig = setting(

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seeds", type=int, help="independent runs per algorithm and problem (5)")
     add("--standard-budget", type=int, help="evaluations per run on zdt1/dtlz2 (2000)")
     add("--standard-pop-size", type=int, help="population on zdt1/dtlz2 (40)")
-    add("--factory-budget", type=int, help="evaluations per run on the factory (120)")
+    add("--factory-budget", type=int, help="evaluations per run on the factory (300)")
     add("--factory-pop-size", type=int, help="population on the factory (12)")
     add("--factory-horizon-h", type=float, help="simulated hours per factory evaluation (8)")
     add("--factory-sim-seeds", type=int, help="simulation seeds per factory evaluation (1)")

@@ -61,3 +61,15 @@ def test_command_line_overrides_are_validated_with_the_file(tmp_path):
         build_config(OptimizeConfig, path, {"workers": 0})
     with pytest.raises(ConfigError, match="no such file"):
         build_config(OptimizeConfig, tmp_path / "missing.toml", {})
+
+
+def test_package_import_is_light():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, optimizers; "
+        "assert 'pymoo' not in sys.modules and 'fmpy' not in sys.modules, sorted(sys.modules); "
+        "assert callable(optimizers.run_algorithm) and 'run_algorithm' in optimizers.__all__"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=CONFIGS.parent)
