@@ -53,6 +53,13 @@ class TrainConfig:
     log_std_init: float = setting(
         0.0, low=-5.0, high=2.0, doc="initial log std of the Gaussian actions (SB3 default 0)"
     )
+    action_log_std: tuple[float, ...] = setting(
+        (),
+        low=-10.0,
+        high=2.0,
+        doc="initial log std per action, tiled over the action vector (e.g. [-1, -3.5, -3.5]: "
+        "explore each machine's speed, hardly its maintenance and standby); empty: log_std_init",
+    )
     use_sde: bool = setting(
         False,
         doc="generalised state-dependent exploration: noise that is a smooth function of the "
@@ -294,6 +301,22 @@ def _callbacks(config: TrainConfig, run: Run, eval_env):
     return Checkpoint()
 
 
+def _set_action_log_std(model, pattern: tuple[float, ...]) -> None:
+    """Initial log std per action dimension, ``pattern`` tiled over the action vector."""
+    import torch
+
+    size = model.action_space.shape[0]
+    if size % len(pattern):
+        raise ConfigError(
+            f"action_log_std has {len(pattern)} values, which do not tile the env's {size} "
+            f"actions; give a pattern whose length divides {size}"
+        )
+    values = torch.tensor(pattern * (size // len(pattern)), dtype=torch.float32)
+    log_std = model.policy.log_std  # (actions,) or, with gSDE, (latent, actions)
+    with torch.no_grad():
+        log_std.copy_(values.expand_as(log_std))
+
+
 def save(model, model_path: Path, normalization_path: Path) -> None:
     """Model and (when used) VecNormalize statistics, both written atomically."""
     from stable_baselines3.common.vec_env import VecNormalize
@@ -374,6 +397,13 @@ def train(config: TrainConfig, *, resume: bool = False, progress_bar: bool = Tru
             tensorboard_log=str(run.tensorboard),
             verbose=0,
         )
+        if config.action_log_std:
+            try:
+                _set_action_log_std(model, config.action_log_std)
+            except ConfigError:
+                env.close()
+                eval_env.close()
+                raise
         if config.pretrain_policy:
             from agents.pretraining import pretrain
 

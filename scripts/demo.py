@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     config = dataclasses.replace(
         recipe,
         total_timesteps=args.timesteps,
+        pretrain_steps=min(recipe.pretrain_steps, args.timesteps),  # the imitation scales too
         out_dir=str(run_dir),
         checkpoint_every=10_000,
         eval_every=10 * args.timesteps,

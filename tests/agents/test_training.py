@@ -165,3 +165,17 @@ def test_state_dependent_exploration_is_configurable(tmp_path):
     model = train(tiny(tmp_path, use_sde=True, sde_sample_freq=16), progress_bar=False)
     assert model.use_sde and model.sde_sample_freq == 16
     assert model.num_timesteps == 256
+
+
+@pytest.mark.parametrize("use_sde", [False, True])
+def test_action_log_std_is_tiled_over_the_actions(tmp_path, use_sde):
+    model = train(
+        tiny(tmp_path, action_log_std=(-1.0, -3.0, -4.0), use_sde=use_sde, total_timesteps=128),
+        progress_bar=False,
+    )
+    log_std = model.policy.log_std.detach().numpy()
+    machines = model.action_space.shape[0] // 3
+    assert log_std.shape[-1] == 3 * machines
+    assert np.abs(log_std.reshape(-1, machines, 3) - [-1.0, -3.0, -4.0]).max() < 0.05
+    with pytest.raises(ConfigError, match="do not tile"):
+        train(tiny(tmp_path / "other", action_log_std=(-1.0, -3.0, -4.0, -4.0)))
