@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--dask-address", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     add("--warm-start", help="pareto.json of an earlier run: its plans start the population")
     add("--pick", choices=("knee", "weights"), help="how the plan is chosen from the front")
+    add(
+        "--pick-from",
+        metavar="PARETO_JSON",
+        help="do not optimise: pick from this pareto.json (use the [problem] it was made with) "
+        "and compare the pick with the heuristics",
+    )
     add("--weights", type=float, nargs=3, metavar=("W1", "W2", "W3"), help="for --pick weights")
     add("--compare-seeds", type=int, help="held-out seeds for the comparison; 0 skips it (3)")
     add("--compare-horizon-h", type=float, help="hours per comparison episode (a week)")
@@ -141,14 +147,13 @@ def choose(problem, result, config) -> int | None:
     return int(front[weighted_choice(F, config.weights or problem.default_weights)])
 
 
-def print_plan(problem, result, index: int) -> None:
-    archive = result.archive
+def print_plan(problem, x, f, g) -> None:
     names = problem.obj_names + problem.constr_names
-    values = [*archive.F[index], *archive.G[index]]
+    values = [*f, *g]
     pairs = ", ".join(f"{n} {v:,.2f}" for n, v in zip(names, values, strict=True))
     print(f"chosen plan ({config_pick_note(problem)}): {pairs}")
     by_kind: dict[str, list[str]] = {}
-    for name, value in problem.encoding.as_dict(archive.X[index]).items():
+    for name, value in problem.encoding.as_dict(x).items():
         kind, _, target = name.partition(":")
         by_kind.setdefault(kind, []).append(f"{target} {value:.3g}")
     for kind, entries in by_kind.items():
@@ -201,6 +206,34 @@ def compare(problem, config, plan_x, out_dir: Path, progress: bool) -> dict:
     }
     (out_dir / "comparison.json").write_text(json.dumps(payload, indent=2))
     return payload
+
+
+def pick_from(config, path: str, *, progress: bool = True) -> dict:
+    """Choose a plan from the ``pareto.json`` of an earlier run (``--pick``, ``--weights``) and
+    compare it with the heuristics, without optimising again."""
+    import numpy as np
+
+    from optimizers.indicators import knee_point, weighted_choice
+    from optimizers.pareto import load_pareto_vectors
+    from optimizers.problems import FactoryProblem
+
+    problem = FactoryProblem(config.problem)
+    X = load_pareto_vectors(path, problem)
+    points = json.loads(Path(path).read_text(encoding="utf-8"))["points"]
+    F = np.array([[p["F"][n] for n in problem.obj_names] for p in points])
+    G = np.array([[p["G"][n] for n in problem.constr_names] for p in points])
+    if config.pick == "knee":
+        index = knee_point(F)
+    else:
+        index = weighted_choice(F, config.weights or problem.default_weights)
+    print(f"{len(points)} plans in {path}; picked #{index} by {config.pick}")
+    print_plan(problem, X[index], F[index], G[index])
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"pareto": str(path), "pick": config.pick, "chosen": index}
+    if config.compare_seeds > 0:
+        summary["comparison"] = compare(problem, config, X[index], out_dir, progress)
+    return summary
 
 
 def run(config, *, progress: bool = True) -> dict:
@@ -260,7 +293,7 @@ def run(config, *, progress: bool = True) -> dict:
     if chosen is None:
         print("no feasible plan found: raise the budget or relax Tmin/Rmax; nothing to compare")
         return summary
-    print_plan(problem, result, chosen)
+    print_plan(problem, archive.X[chosen], archive.F[chosen], archive.G[chosen])
     if config.compare_seeds > 0:
         if config.problem.plant_changes:
             print("note: the comparison runs on the scenario as written (without plant changes)")
@@ -275,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = config_from_args(args)
-        run(config, progress=not args.quiet)
+        if args.pick_from:
+            pick_from(config, args.pick_from, progress=not args.quiet)
+        else:
+            run(config, progress=not args.quiet)
     except (ConfigError, ValueError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

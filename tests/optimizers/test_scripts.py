@@ -88,6 +88,30 @@ def test_optimize_writes_front_plot_and_comparison_then_warm_starts(tmp_path, ca
     assert warm["problem"]["plant_changes"][0]["value"] == 2.0
     assert "warm start from" in capsys.readouterr().out
 
+    picked = tmp_path / "picked"
+    code = optimize.main(
+        [
+            *TINY,
+            "--pick-from",
+            str(out / "pareto.json"),
+            "--pick",
+            "weights",
+            "--compare-seeds",
+            "1",
+            "--compare-horizon-h",
+            "0.5",
+            "--out",
+            str(picked),
+        ]
+    )
+    assert code == 0
+    assert "picked #" in capsys.readouterr().out
+    assert set(json.loads((picked / "comparison.json").read_text())["summary"]) == {
+        "plan",
+        "naive",
+        "condition_based",
+    }
+
 
 @pytest.mark.parametrize(
     ("argv", "message"),
