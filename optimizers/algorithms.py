@@ -73,12 +73,22 @@ def reference_directions(n_obj: int, at_most: int) -> np.ndarray:
     return get_reference_directions("das-dennis", n_obj, n_partitions=partitions)
 
 
+def spread(rows: np.ndarray, size: int) -> np.ndarray:
+    """At most ``size`` of ``rows``: all of them, or evenly spaced ones in their order."""
+    rows = np.atleast_2d(rows)
+    if len(rows) <= size:
+        return rows
+    return rows[np.linspace(0, len(rows) - 1, size).round().astype(int)]
+
+
 def initial_population(
     problem: BaseProblem, size: int, seed: int, initial: np.ndarray | None = None
 ) -> np.ndarray:
-    """``size`` rows: the ``initial`` ones first (at most ``size``), then uniform random."""
+    """``size`` rows: the ``initial`` ones first, then uniform random. When there are more
+    initial rows than ``size``, evenly spaced ones in their order are kept (a front saved by
+    cost keeps its spread)."""
     rng = np.random.default_rng(seed)
-    rows = np.empty((0, problem.n_var)) if initial is None else np.atleast_2d(initial)[:size]
+    rows = np.empty((0, problem.n_var)) if initial is None else spread(initial, size)
     missing = size - len(rows)
     random = rng.uniform(problem.xl, problem.xu, size=(missing, problem.n_var))
     return np.vstack([rows, random])
@@ -158,7 +168,7 @@ def _moead(problem, evaluator, seed, pop_size, initial) -> None:
 def _random(problem, evaluator, seed, pop_size, initial) -> None:
     rng = np.random.default_rng(seed)
     if initial is not None:
-        evaluator(np.atleast_2d(initial)[: evaluator.remaining])
+        evaluator(spread(initial, evaluator.remaining))
     while not evaluator.exhausted:
         size = min(pop_size, evaluator.remaining)
         evaluator(rng.uniform(problem.xl, problem.xu, size=(size, problem.n_var)))

@@ -76,7 +76,9 @@ def run_optuna(
             for name, low, high in zip(names, problem.xl, problem.xu, strict=True)
         }
         if initial is not None:
-            for row in np.atleast_2d(initial)[: evaluator.remaining]:
+            from optimizers.algorithms import spread
+
+            for row in spread(initial, evaluator.remaining):
                 study.enqueue_trial(dict(zip(names, map(float, row), strict=True)))
         while not evaluator.exhausted:
             trials = [study.ask(distributions) for _ in range(min(pop_size, evaluator.remaining))]

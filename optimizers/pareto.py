@@ -41,11 +41,18 @@ def write_atomic(path: Path, text: str) -> Path:
     return path
 
 
+def front_order(result: RunResult) -> np.ndarray:
+    """Archive indices of the feasible non-dominated plans, by increasing first objective
+    (cost): the order of ``pareto.json`` and ``pareto.csv``."""
+    front = result.archive.front_indices()
+    return front[np.argsort(result.archive.F[front, 0], kind="stable")]
+
+
 def pareto_points(result: RunResult, problem: FactoryProblem) -> list[dict]:
-    """One dict per feasible non-dominated evaluation of the run, in evaluation order."""
+    """One dict per feasible non-dominated evaluation of the run, cheapest first."""
     archive = result.archive
     points = []
-    for index in archive.front_indices():
+    for index in front_order(result):
         points.append(
             {
                 "evaluation": int(index),

@@ -240,7 +240,7 @@ def run(config, *, progress: bool = True) -> dict:
     """Optimise, save, plot, pick and compare; returns a summary dict."""
     from optimizers.algorithms import check_request, run_algorithm
     from optimizers.engines import make_engine
-    from optimizers.pareto import load_pareto_vectors, run_summary, save_pareto
+    from optimizers.pareto import front_order, load_pareto_vectors, run_summary, save_pareto
     from optimizers.plots import plot_pareto
     from optimizers.problems import FactoryProblem
     from optimizers.simulate import evaluate_plan
@@ -280,7 +280,7 @@ def run(config, *, progress: bool = True) -> dict:
     for reason, count in archive.reasons.items():
         print(f"  failed x{count}: {reason}")
     chosen = choose(problem, result, config)
-    front = archive.front_indices()
+    front = front_order(result)
     position = int(list(front).index(chosen)) if chosen is not None else None
     json_path, csv_path = save_pareto(out_dir, result, problem, chosen=position, pick=config.pick)
     hours = spec.horizon_steps * problem.scenario.decision_interval_s / 3600.0

@@ -55,3 +55,11 @@ def test_unknown_algorithm_and_impossible_budget_are_clear_errors(tiny_problem):
         run_algorithm("random", tiny_problem, budget=0)
     with pytest.raises(ValueError, match="pop_size must be a whole number >= 2"):
         run_algorithm("random", tiny_problem, budget=10, pop_size=1)
+
+
+def test_a_large_warm_start_keeps_its_spread():
+    from optimizers.algorithms import spread
+
+    rows = np.arange(10.0)[:, None]
+    assert spread(rows, 4).ravel().tolist() == [0.0, 3.0, 6.0, 9.0]
+    assert spread(rows, 20).shape == (10, 1)
