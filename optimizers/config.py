@@ -134,9 +134,9 @@ class BenchmarkConfig:
     )
     standard_pop_size: int = setting(40, low=2, high=100_000)
     factory_budget: int = setting(
-        300, low=1, high=10_000_000, doc="evaluations per run on the factory problem"
+        200, low=1, high=10_000_000, doc="evaluations per run on the factory problem"
     )
-    factory_pop_size: int = setting(12, low=2, high=100_000)
+    factory_pop_size: int = setting(10, low=2, high=100_000)
     factory: ProblemConfig = setting(
         ProblemConfig(**BENCHMARK_FACTORY_DEFAULTS),
         doc="the [factory] problem table (horizon_h 8, seeds 1 unless given)",
