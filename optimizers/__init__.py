@@ -35,6 +35,7 @@ _EXPORTS = {
     "make_engine": "optimizers.engines",
     "RunResult": "optimizers.algorithms",
     "run_algorithm": "optimizers.algorithms",
+    "pymoo_problem": "optimizers.algorithms",
     "run_benchmark": "optimizers.benchmark",
     "compare_with_heuristics": "optimizers.compare",
     "hypervolume": "optimizers.indicators",

@@ -121,6 +121,19 @@ def _pymoo_problem(problem: BaseProblem, evaluator: Evaluator, *, penalise: bool
     return _Adapter()
 
 
+def pymoo_problem(problem: BaseProblem, engine=None, budget: int = 10**9):
+    """``problem`` as a plain pymoo ``Problem`` (``out["F"]``, ``out["G"]``) whose batches run
+    on ``engine`` (default: this process), for use with any pymoo algorithm::
+
+        pymoo.optimize.minimize(pymoo_problem(FactoryProblem(), engine), NSGA2(), ("n_gen", 5))
+
+    Its ``evaluator_archive`` keeps every evaluation."""
+    evaluator = Evaluator(problem, engine or SerialEngine(), budget)
+    adapter = _pymoo_problem(problem, evaluator)
+    adapter.evaluator_archive = evaluator.archive
+    return adapter
+
+
 def _run_pymoo(algorithm, problem: BaseProblem, evaluator: Evaluator, seed: int, penalise=False):
     from pymoo.optimize import minimize
 

@@ -63,3 +63,15 @@ def test_a_large_warm_start_keeps_its_spread():
     rows = np.arange(10.0)[:, None]
     assert spread(rows, 4).ravel().tolist() == [0.0, 3.0, 6.0, 9.0]
     assert spread(rows, 20).shape == (10, 1)
+
+
+def test_plain_pymoo_problem_for_any_pymoo_algorithm(tiny_problem, serial):
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.optimize import minimize
+
+    from optimizers.algorithms import pymoo_problem
+
+    problem = pymoo_problem(tiny_problem, serial)
+    result = minimize(problem, NSGA2(pop_size=4), ("n_gen", 2), seed=1)
+    assert len(problem.evaluator_archive) == 8
+    assert result.F.shape[1] == 3
