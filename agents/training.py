@@ -169,9 +169,7 @@ def _wrap(env, *, eur_per_wear: float, gamma: float):
     return StepTimer(env)
 
 
-def make_vec_env(
-    config: TrainConfig, *, seed: int, n_envs: int | None = None, shaped: bool = True
-):
+def make_vec_env(config: TrainConfig, *, seed: int, n_envs: int | None = None, shaped: bool = True):
     """The vector env of a run (wear shaping when configured and ``shaped``); raises
     ConfigError for a bad env id."""
     import gymnasium
@@ -428,6 +426,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress_bar: bool = Tru
         else -math.inf
     )
     remaining = config.total_timesteps - done
+    before = {name: env.get_attr(name) for name in ("env_seconds", "env_steps")}
     started = time.perf_counter()
     try:
         if remaining > 0:
@@ -449,7 +448,7 @@ def train(config: TrainConfig, *, resume: bool = False, progress_bar: bool = Tru
                     )
                 ),
             )
-        timing = training_timing(env, callback.seconds, time.perf_counter() - started)
+        timing = training_timing(env, callback.seconds, time.perf_counter() - started, before)
         _write_atomically(run.timing, lambda p: Path(p).write_text(json.dumps(timing, indent=1)))
         model.twinfactory_timing = timing
     finally:
@@ -458,12 +457,18 @@ def train(config: TrainConfig, *, resume: bool = False, progress_bar: bool = Tru
     return model
 
 
-def training_timing(env, seconds: dict[str, float], wall_s: float) -> dict[str, float]:
+def training_timing(
+    env, seconds: dict[str, float], wall_s: float, before: dict[str, list] | None = None
+) -> dict[str, float]:
     """Where the wall time of ``learn`` went. Each worker's env time is measured inside the
-    worker; ``env_share`` is the mean worker's env time over the wall time (with subprocess
-    envs the workers step in parallel, so this is the fraction the learner waits on them)."""
-    env_seconds = env.get_attr("env_seconds")
-    env_steps = int(sum(env.get_attr("env_steps")))
+    worker, minus what it had done ``before`` learning (an imitation warm start); ``env_share``
+    is the mean worker's env time over the wall time (with subprocess envs the workers step in
+    parallel, so this is the fraction the learner waits on them)."""
+    start = before or {"env_seconds": [0.0] * env.num_envs, "env_steps": [0] * env.num_envs}
+    env_seconds = [
+        a - b for a, b in zip(env.get_attr("env_seconds"), start["env_seconds"], strict=True)
+    ]
+    env_steps = int(sum(env.get_attr("env_steps")) - sum(start["env_steps"]))
     evaluation = seconds["evaluation"]  # runs inside a rollout, from the callback
     rollout = seconds["rollout"] - evaluation
     mean_env = sum(env_seconds) / len(env_seconds)

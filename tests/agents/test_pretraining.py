@@ -60,7 +60,9 @@ def test_pretraining_runs_inside_train_and_refuses_other_envs(tmp_path, capsys):
         pretrain_epochs=2,
         out_dir=str(tmp_path / "run"),
     )
-    assert train(config, progress_bar=False).num_timesteps == 128
+    model = train(config, progress_bar=False)
+    assert model.num_timesteps == 128
+    assert model.twinfactory_timing["env_steps"] == 128  # the imitation's steps are not counted
     assert "imitated condition_based for 128 env steps" in capsys.readouterr().out
     with pytest.raises(ConfigError, match="production-line"):
         make_vec_env(TrainConfig(env_id="twinfactory/Fmu-v0", pretrain_policy="naive"), seed=0)
