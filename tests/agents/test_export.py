@@ -19,10 +19,12 @@ from scripts import export_policy
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+@pytest.fixture(scope="module", params=[False, True], ids=["gaussian", "gsde"])
+def trained(tmp_path_factory, request):
+    """A tiny run with plain Gaussian exploration and one with gSDE (as the shipped recipe)."""
     folder = tmp_path_factory.mktemp("export")
     config = TrainConfig(
+        use_sde=request.param,
         env_kwargs={"horizon_h": 2.0},
         total_timesteps=256,
         n_envs=1,
