@@ -1,0 +1,30 @@
+"""Twin synchronisation from plant data.
+
+- :class:`Nudger` — the FECO nudging rule S ← S + β·(measured − S) on the twin's FMU states,
+  written through FMI state serialisation (:class:`StateEditor`; see :mod:`envs.sync.state`
+  for why outputs cannot simply be set).
+- :class:`FidelityMonitor` — NRMSE and bias per signal over a rolling window and a trust
+  score in [0, 1].
+- :class:`PageHinkley` — drift detection on residual streams.
+- :class:`TwinTracker` — the loop: advance the twin, score its prediction, detect, nudge.
+
+The plant they synchronise to is :class:`envs.plant.Plant`.
+"""
+
+from envs.sync.drift import PageHinkley
+from envs.sync.fidelity import FidelityMonitor, SignalFidelity
+from envs.sync.nudging import NUDGEABLE, Nudger
+from envs.sync.state import StateEditor, StateLayoutError
+from envs.sync.tracking import TrackStep, TwinTracker
+
+__all__ = [
+    "NUDGEABLE",
+    "FidelityMonitor",
+    "Nudger",
+    "PageHinkley",
+    "SignalFidelity",
+    "StateEditor",
+    "StateLayoutError",
+    "TrackStep",
+    "TwinTracker",
+]
