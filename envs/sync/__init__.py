@@ -6,11 +6,14 @@
 - :class:`FidelityMonitor` — NRMSE and bias per signal over a rolling window and a trust
   score in [0, 1].
 - :class:`PageHinkley` — drift detection on residual streams.
+- :class:`Calibrator` — least-squares fit of hidden FMU parameters to a :class:`Recording`
+  of plant data, by twin re-simulation (SciPy), with standard errors.
 - :class:`TwinTracker` — the loop: advance the twin, score its prediction, detect, nudge.
 
 The plant they synchronise to is :class:`envs.plant.Plant`.
 """
 
+from envs.sync.calibration import CalibrationResult, Calibrator, FitParameter, Recording, record
 from envs.sync.drift import PageHinkley
 from envs.sync.fidelity import FidelityMonitor, SignalFidelity
 from envs.sync.nudging import NUDGEABLE, Nudger
@@ -19,12 +22,17 @@ from envs.sync.tracking import TrackStep, TwinTracker
 
 __all__ = [
     "NUDGEABLE",
+    "CalibrationResult",
+    "Calibrator",
     "FidelityMonitor",
+    "FitParameter",
     "Nudger",
     "PageHinkley",
+    "Recording",
     "SignalFidelity",
     "StateEditor",
     "StateLayoutError",
     "TrackStep",
     "TwinTracker",
+    "record",
 ]

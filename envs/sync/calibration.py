@@ -1,0 +1,252 @@
+"""Parameter calibration: fit hidden FMU parameters to a window of plant data by least squares
+over twin re-simulations.
+
+The twin replays the recorded window sample by sample under the recorded setpoints, from the
+same start time and with the plant's discrete-event seed (the stand-in for discrete-state
+synchronisation, see :mod:`envs.plant`), with candidate parameter values; the residuals are
+``(predicted − measured) / scale`` for every finite measurement of the calibrated signal kinds.
+:func:`scipy.optimize.least_squares` (trust-region reflective, bounds from the model
+description, optionally narrowed) minimises them, warm-started from the twin's nominal values
+or from ``x0`` (e.g. the previous window's fit). Uncertainty: the standard error of each
+parameter from the Gauss-Newton covariance ``s² (JᵀJ)⁻¹`` with ``s² = Σr² / (m − p)`` at the
+optimum (valid for small, roughly Gaussian residuals; an unidentifiable parameter gets an
+infinite standard error rather than a made-up one).
+
+Fixed parameters (e.g. ``thermal_resistance``) are applied by re-initialising the machine's
+FMU (``FmuUnit.reset`` with start values, an ``fmiReset``), tunable ones and inputs (e.g.
+``wear_rate_factor``, ``ambient_temperature``) by setting them after the reset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from envs.line import ProductionLine
+from envs.plant import Plant, machine_signals
+from envs.scenario import Scenario
+
+
+@dataclass(frozen=True)
+class Recording:
+    """A window of plant data: one measurement per sample interval and the setpoints in force
+    during that interval (maintenance requests only where one started)."""
+
+    start_s: float
+    """Calendar time of the first sample, s into the week."""
+    seed: int
+    """The plant line's discrete-event seed (see :mod:`envs.plant`)."""
+    sample_interval_s: float
+    samples: tuple[dict[str, float], ...]
+    """Measurements at the end of each sample interval (``time_s`` and signals; NaN = lost)."""
+    setpoints: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
+    """(speed factors, maintenance, standby) per sample interval."""
+
+
+def record(plant: Plant, intervals: int) -> Recording:
+    """Reset ``plant`` and record ``intervals`` decision intervals under nominal setpoints
+    (speed 1, no maintenance, no standby)."""
+    plant.reset()
+    count = len(plant.machine_names)
+    speed, off = np.ones(count), np.zeros(count, dtype=bool)
+    samples, setpoints = [], []
+    for _ in range(intervals):
+        plant.apply(speed_factors=speed, maintenance=off, standby=off)
+        plant.advance()
+        samples += plant.samples
+        setpoints += [(speed, off, off)] * len(plant.samples)
+    return Recording(
+        start_s=plant.config.start_h * 3600.0,
+        seed=plant.config.seed,
+        sample_interval_s=plant.config.sample_interval_s,
+        samples=tuple(samples),
+        setpoints=tuple(setpoints),
+    )
+
+
+@dataclass(frozen=True)
+class FitParameter:
+    """One calibrated value: FMU variable ``name`` of ``target`` (a machine name, a station
+    name for all its machines, or '' for every machine)."""
+
+    target: str
+    name: str
+    bounds: tuple[float, float] | None = None
+    """Search bounds in the variable's unit; None: the model description's [min, max]."""
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    values: dict[str, float]
+    """Fitted value per parameter (``target.name``), in the variable's unit."""
+    std_errors: dict[str, float]
+    """Standard error per parameter, same unit (inf where not identifiable)."""
+    initial: dict[str, float]
+    """Warm-start values."""
+    rmse: float
+    """RMS of the normalised residuals at the optimum."""
+    evaluations: int
+    """Twin re-simulations of the window."""
+    success: bool
+
+
+class Calibrator:
+    """Fits :class:`FitParameter` values of a twin scenario to a :class:`Recording`.
+
+    ``scales`` normalise each signal kind's residuals (signal unit); kinds without a scale are
+    not fitted against (default: temperature 1 K, wear 0.01 of the wear limit).
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        parameters: Sequence[FitParameter],
+        *,
+        scales: Mapping[str, float] | None = None,
+    ) -> None:
+        if not parameters:
+            raise ValueError("give at least one FitParameter to calibrate")
+        self.scales = dict(scales or {"temperature": 1.0, "wear": 0.01})
+        self.parameters = tuple(parameters)
+        self.scenario = scenario
+        self.twin: ProductionLine | None = None
+        self.evaluations = 0
+
+    def _build(self, recording: Recording) -> ProductionLine:
+        if self.twin is None:
+            scenario = dataclasses.replace(
+                self.scenario, decision_interval_s=recording.sample_interval_s
+            )
+            self.twin = ProductionLine(scenario)
+            names = {m.name for m in self.twin.machines}
+            stations = {s.name for s in scenario.stations}
+            for p in self.parameters:
+                if p.target and p.target not in names | stations:
+                    raise ValueError(
+                        f"FitParameter target {p.target!r} is neither a machine "
+                        f"({sorted(names)}) nor a station ({sorted(stations)}); '' = every machine"
+                    )
+                for machine in self._machines(p):
+                    machine.unit.variable(p.name)  # unknown names raise with suggestions
+        return self.twin
+
+    def _machines(self, parameter: FitParameter):
+        assert self.twin is not None
+        for machine, station in zip(self.twin.machines, self.twin.station_of, strict=True):
+            station_name = self.twin.scenario.stations[station].name
+            if parameter.target in ("", machine.name, station_name):
+                yield machine
+
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        low, high = [], []
+        for p in self.parameters:
+            variable = next(self._machines(p)).unit.variable(p.name)
+            lo = -math.inf if variable.min is None else variable.min
+            hi = math.inf if variable.max is None else variable.max
+            if p.bounds is not None:
+                lo, hi = max(lo, p.bounds[0]), min(hi, p.bounds[1])
+            low.append(lo)
+            high.append(hi)
+        return np.array(low), np.array(high)
+
+    def simulate(self, recording: Recording, values: Sequence[float]) -> list[dict[str, float]]:
+        """Replay the window with the given parameter values; the twin's signals per sample."""
+        twin = self._build(recording)
+        self.evaluations += 1
+        twin.reset(np.random.default_rng(recording.seed), start_s=recording.start_s)
+        per_machine: dict[str, dict[str, float]] = {}
+        for p, value in zip(self.parameters, values, strict=True):
+            for machine in self._machines(p):
+                per_machine.setdefault(machine.name, {})[p.name] = float(value)
+        for machine in twin.machines:
+            assigned = per_machine.get(machine.name)
+            if not assigned:
+                continue
+            fixed = {
+                n: v
+                for n, v in assigned.items()
+                if machine.unit.variable(n).causality == "parameter"
+                and machine.unit.variable(n).variability != "tunable"
+            }
+            if fixed:
+                machine.unit.reset(fixed)
+                machine.reset_state()
+            rest = {n: v for n, v in assigned.items() if n not in fixed}
+            if rest:
+                machine.unit.set(rest)
+            machine.pull_outputs()
+        predictions = []
+        for speed, maintenance, standby in recording.setpoints:
+            twin.advance(speed, maintenance, standby)
+            values_now: dict[str, float] = {}
+            for machine in twin.machines:
+                values_now.update(machine_signals(machine))
+            predictions.append(values_now)
+        return predictions
+
+    def residuals(self, recording: Recording, values: Sequence[float]) -> np.ndarray:
+        """Normalised residuals (predicted − measured) / scale over the window."""
+        predictions = self.simulate(recording, values)
+        out = []
+        for predicted, measured in zip(predictions, recording.samples, strict=True):
+            for name in sorted(predicted):
+                scale = self.scales.get(name.rsplit(".", 1)[-1])
+                value = measured.get(name, math.nan)
+                if scale is not None and math.isfinite(value):
+                    out.append((predicted[name] - value) / scale)
+        return np.asarray(out)
+
+    def nominal(self, recording: Recording) -> np.ndarray:
+        """The twin's current values of the parameters (the default warm start)."""
+        twin = self._build(recording)
+        twin.reset(np.random.default_rng(recording.seed), start_s=recording.start_s)
+        return np.array([float(next(self._machines(p)).unit.get(p.name)) for p in self.parameters])
+
+    def fit(
+        self, recording: Recording, *, x0: Sequence[float] | None = None, max_evaluations: int = 200
+    ) -> CalibrationResult:
+        """Least-squares fit of the parameters to ``recording``."""
+        from scipy.optimize import least_squares
+
+        if len(recording.samples) != len(recording.setpoints) or not recording.samples:
+            raise ValueError("a Recording needs one setpoint triple per sample, and samples")
+        nominal = self.nominal(recording)  # builds the twin
+        start = nominal if x0 is None else np.asarray(x0, dtype=float)
+        low, high = self._bounds()
+        if start.shape != low.shape:
+            raise ValueError(f"x0 needs {len(low)} values, one per FitParameter")
+        start = np.clip(start, low, high)
+        self.evaluations = 0
+        solution = least_squares(
+            lambda x: self.residuals(recording, x),
+            start,
+            bounds=(low, high),
+            x_scale=np.maximum(np.abs(start), 1e-9),
+            diff_step=1e-3,
+            max_nfev=max_evaluations,
+        )
+        m, p = solution.fun.size, solution.x.size
+        s2 = 2.0 * solution.cost / max(m - p, 1)
+        try:
+            covariance = np.linalg.inv(solution.jac.T @ solution.jac) * s2
+            errors = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
+        except np.linalg.LinAlgError:
+            errors = np.full(p, math.inf)
+        keys = [f"{q.target or '*'}.{q.name}" for q in self.parameters]
+        return CalibrationResult(
+            values=dict(zip(keys, map(float, solution.x), strict=True)),
+            std_errors=dict(zip(keys, map(float, errors), strict=True)),
+            initial=dict(zip(keys, map(float, start), strict=True)),
+            rmse=float(np.sqrt(np.mean(solution.fun**2))),
+            evaluations=self.evaluations,
+            success=bool(solution.success),
+        )
+
+    def close(self) -> None:
+        if self.twin is not None:
+            self.twin.close()
+            self.twin = None
