@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,26 +45,51 @@ class Recording:
     """Measurements at the end of each sample interval (``time_s`` and signals; NaN = lost)."""
     setpoints: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
     """(speed factors, maintenance, standby) per sample interval."""
+    scenario: str = "automotive_components"
+    """The twin's scenario: a shipped scenario name or the path of a scenario TOML."""
 
 
-def record(plant: Plant, intervals: int) -> Recording:
+Setpoints = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""(speed factors, maintenance requests, standby permissions), one value per machine."""
+
+
+def record(
+    plant: Plant,
+    intervals: int,
+    schedule: Callable[[int], Setpoints] | None = None,
+    *,
+    on_interval: Callable[[], None] | None = None,
+) -> Recording:
     """Reset ``plant`` and record ``intervals`` decision intervals under nominal setpoints
-    (speed 1, no maintenance, no standby)."""
+    (speed 1, no maintenance, no standby), or under ``schedule(k)`` for decision interval
+    ``k`` (e.g. varied speed factors that excite the machines' dynamics). ``on_interval`` is
+    called after each decision interval (progress bars)."""
     plant.reset()
     count = len(plant.machine_names)
     speed, off = np.ones(count), np.zeros(count, dtype=bool)
     samples, setpoints = [], []
-    for _ in range(intervals):
-        plant.apply(speed_factors=speed, maintenance=off, standby=off)
+    for k in range(intervals):
+        if schedule is not None:
+            speed, maintenance, standby = (np.asarray(a) for a in schedule(k))
+            speed = speed.astype(float)
+            maintenance, standby = maintenance.astype(bool), standby.astype(bool)
+        else:
+            maintenance = standby = off
+        plant.apply(speed_factors=speed, maintenance=maintenance, standby=standby)
         plant.advance()
+        # a maintenance request acts at the start of the decision interval only
+        setpoints.append((speed, maintenance, standby))
+        setpoints += [(speed, np.zeros(count, dtype=bool), standby)] * (len(plant.samples) - 1)
         samples += plant.samples
-        setpoints += [(speed, off, off)] * len(plant.samples)
+        if on_interval is not None:
+            on_interval()
     return Recording(
         start_s=plant.config.start_h * 3600.0,
         seed=plant.config.seed,
         sample_interval_s=plant.config.sample_interval_s,
         samples=tuple(samples),
         setpoints=tuple(setpoints),
+        scenario=plant.config.scenario,
     )
 
 
@@ -153,10 +178,11 @@ class Calibrator:
             high.append(hi)
         return np.array(low), np.array(high)
 
-    def simulate(self, recording: Recording, values: Sequence[float]) -> list[dict[str, float]]:
-        """Replay the window with the given parameter values; the twin's signals per sample."""
+    def prepare(self, recording: Recording, values: Sequence[float]) -> ProductionLine:
+        """The calibrator's twin, reset to the recording's start (its seed and calendar time)
+        with the parameters set to ``values``; ready to advance one sample interval at a time.
+        It is reused by the next :meth:`simulate` or :meth:`prepare`."""
         twin = self._build(recording)
-        self.evaluations += 1
         twin.reset(np.random.default_rng(recording.seed), start_s=recording.start_s)
         per_machine: dict[str, dict[str, float]] = {}
         for p, value in zip(self.parameters, values, strict=True):
@@ -179,6 +205,12 @@ class Calibrator:
             if rest:
                 machine.unit.set(rest)
             machine.pull_outputs()
+        return twin
+
+    def simulate(self, recording: Recording, values: Sequence[float]) -> list[dict[str, float]]:
+        """Replay the window with the given parameter values; the twin's signals per sample."""
+        twin = self.prepare(recording, values)
+        self.evaluations += 1
         predictions = []
         for speed, maintenance, standby in recording.setpoints:
             twin.advance(speed, maintenance, standby)
@@ -207,9 +239,16 @@ class Calibrator:
         return np.array([float(next(self._machines(p)).unit.get(p.name)) for p in self.parameters])
 
     def fit(
-        self, recording: Recording, *, x0: Sequence[float] | None = None, max_evaluations: int = 200
+        self,
+        recording: Recording,
+        *,
+        x0: Sequence[float] | None = None,
+        max_evaluations: int = 200,
+        on_evaluation: Callable[[], None] | None = None,
     ) -> CalibrationResult:
-        """Least-squares fit of the parameters to ``recording``."""
+        """Least-squares fit of the parameters to ``recording``. ``max_evaluations`` bounds the
+        optimiser's iterations (finite-difference Jacobians add one re-simulation per parameter
+        each); ``on_evaluation`` is called after every re-simulation (progress bars)."""
         from scipy.optimize import least_squares
 
         if len(recording.samples) != len(recording.setpoints) or not recording.samples:
@@ -221,8 +260,15 @@ class Calibrator:
             raise ValueError(f"x0 needs {len(low)} values, one per FitParameter")
         start = np.clip(start, low, high)
         self.evaluations = 0
+
+        def residuals(x: np.ndarray) -> np.ndarray:
+            out = self.residuals(recording, x)
+            if on_evaluation is not None:
+                on_evaluation()
+            return out
+
         solution = least_squares(
-            lambda x: self.residuals(recording, x),
+            residuals,
             start,
             bounds=(low, high),
             x_scale=np.maximum(np.abs(start), 1e-9),
