@@ -3,6 +3,10 @@
 - :class:`Nudger` — the FECO nudging rule S ← S + β·(measured − S) on the twin's FMU states,
   written through FMI state serialisation (:class:`StateEditor`; see :mod:`envs.sync.state`
   for why outputs cannot simply be set).
+- :class:`KalmanFilter` — an extended Kalman filter on the same states, its Jacobian from FMU
+  snapshot replays; interchangeable with :class:`Nudger` (``begin``/``predict``/``correct``).
+- :class:`HybridPredictor` — the FECO hybrid R = α·y + (1 − α)·S with a learned y and α chosen
+  on validation data.
 - :class:`FidelityMonitor` — NRMSE and bias per signal over a rolling window and a trust
   score in [0, 1].
 - :class:`PageHinkley` — drift detection on residual streams.
@@ -16,6 +20,8 @@ The plant they synchronise to is :class:`envs.plant.Plant`.
 from envs.sync.calibration import CalibrationResult, Calibrator, FitParameter, Recording, record
 from envs.sync.drift import PageHinkley
 from envs.sync.fidelity import FidelityMonitor, SignalFidelity
+from envs.sync.hybrid import HybridPredictor
+from envs.sync.kalman import KalmanFilter
 from envs.sync.nudging import NUDGEABLE, Nudger
 from envs.sync.state import StateEditor, StateLayoutError
 from envs.sync.tracking import TrackStep, TwinTracker
@@ -26,6 +32,8 @@ __all__ = [
     "Calibrator",
     "FidelityMonitor",
     "FitParameter",
+    "HybridPredictor",
+    "KalmanFilter",
     "Nudger",
     "PageHinkley",
     "Recording",

@@ -40,12 +40,20 @@ class Nudger:
         self.beta = {kind: float(gain) for kind, gain in gains.items()}
         self._editors = {machine.name: StateEditor(machine.unit) for machine in line.machines}
 
+    def begin(self) -> None:
+        """Start of an interval: nothing to remember (the gain is fixed); here so that a
+        :class:`Nudger` and a :class:`envs.sync.kalman.KalmanFilter` are interchangeable."""
+
     def predict(self) -> dict[str, float]:
         """The twin's current (noise-free) values of the plant's measured signals."""
         values: dict[str, float] = {}
         for machine in self.line.machines:
             values.update(machine_signals(machine))
         return values
+
+    def correct(self, measurement: Mapping[str, float]) -> dict[str, float]:
+        """Same as :meth:`nudge` (the synchroniser interface shared with the Kalman filter)."""
+        return self.nudge(measurement)
 
     def nudge(self, measurement: Mapping[str, float]) -> dict[str, float]:
         """Apply one nudge; returns the innovations ``measured − S`` (signal units) of the

@@ -1,9 +1,11 @@
 """One synchronisation loop: a twin line follows a plant interval by interval.
 
 Each interval the twin runs under the same setpoints as the plant, predicts the plant's
-signals (one decision interval ahead, from the last nudged state), compares the prediction
-with the plant's latest measurement (fidelity window, trust score, Page-Hinkley on the
-normalised residual of every signal), and then nudges its states toward the measurement.
+signals (one interval ahead, from the last corrected state), compares the prediction with the
+plant's latest measurement (fidelity window, trust score, Page-Hinkley on the normalised
+residual of every signal), and then corrects its states toward the measurement, with fixed-gain
+nudging (:class:`Nudger`, the default) or the extended Kalman filter (:class:`KalmanFilter`).
+Both offer ``begin()`` (before the twin advances), ``predict()`` and ``correct(measurement)``.
 Scoring the prediction *before* the nudge is what makes the trust score honest: after a nudge
 the twin sits near the measurement by construction.
 """
@@ -19,6 +21,7 @@ import numpy as np
 from envs.line import ProductionLine
 from envs.sync.drift import PageHinkley
 from envs.sync.fidelity import FidelityMonitor
+from envs.sync.kalman import KalmanFilter
 from envs.sync.nudging import Nudger
 
 
@@ -39,9 +42,11 @@ class TrackStep:
 class TwinTracker:
     """Runs a twin :class:`ProductionLine` alongside a plant and keeps it synchronised.
 
-    ``scales`` are the fidelity normalising spans (see :class:`FidelityMonitor`); the
-    Page-Hinkley detectors run on residual / scale with ``ph_delta`` and ``ph_threshold`` in
-    those normalised units.
+    ``synchroniser`` corrects the twin's states (default: ``Nudger(twin, beta)``; pass a
+    :class:`KalmanFilter` on the same twin, or ``Nudger(twin, 0.0)`` for a free-running twin
+    that is only scored). ``scales`` are the fidelity normalising spans (see
+    :class:`FidelityMonitor`); the Page-Hinkley detectors run on residual / scale with
+    ``ph_delta`` and ``ph_threshold`` in those normalised units.
     """
 
     def __init__(
@@ -49,6 +54,7 @@ class TwinTracker:
         twin: ProductionLine,
         *,
         beta: float | Mapping[str, float] = 0.5,
+        synchroniser: Nudger | KalmanFilter | None = None,
         scales: Mapping[str, float] | None = None,
         window: int = 6,
         tolerance: float = 0.1,
@@ -56,7 +62,9 @@ class TwinTracker:
         ph_threshold: float = 0.3,
     ) -> None:
         self.twin = twin
-        self.nudger = Nudger(twin, beta)
+        if synchroniser is not None and synchroniser.line is not twin:
+            raise ValueError("the synchroniser must be built on the tracked twin line")
+        self.synchroniser = synchroniser if synchroniser is not None else Nudger(twin, beta)
         self.monitor = FidelityMonitor(
             scales or {"temperature": 10.0, "wear": 0.25}, window=window, tolerance=tolerance
         )
@@ -70,11 +78,20 @@ class TwinTracker:
         speed_factors: np.ndarray,
         maintenance: np.ndarray,
         standby: np.ndarray,
+        *,
+        substeps: int = 1,
     ) -> TrackStep:
         """Advance the twin one decision interval under the plant's setpoints, score its
-        prediction against ``measurement`` (taken at the end of the same interval), nudge."""
+        prediction against ``measurement`` (taken at the end of the same interval), correct.
+        ``substeps`` > 1 advances the twin that many of its own intervals first (a twin that
+        steps per sample, tracked once per decision interval)."""
+        if not (isinstance(substeps, int) and substeps >= 1):
+            raise ValueError(f"substeps must be a whole number >= 1, not {substeps!r}")
+        self.synchroniser.begin()
         self.twin.advance(speed_factors, maintenance, standby)
-        predicted = self.nudger.predict()
+        for _ in range(substeps - 1):  # a maintenance request acts once, at the start
+            self.twin.advance(speed_factors, np.zeros_like(maintenance), standby)
+        predicted = self.synchroniser.predict()
         self.monitor.update(measurement, predicted)
         residuals: dict[str, float] = {}
         drifted = []
@@ -89,7 +106,7 @@ class TwinTracker:
             )
             if detector.update(residuals[name] / scale):
                 drifted.append(name)
-        self.nudger.nudge(measurement)
+        self.synchroniser.correct(measurement)
         return TrackStep(
             time_s=float(measurement.get("time_s", math.nan)),
             residuals=residuals,
