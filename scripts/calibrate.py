@@ -318,7 +318,7 @@ def run(config: CalibrateConfig) -> dict:
 
     from envs.scenario import load_scenario
     from envs.sync.calibration import Calibrator
-    from envs.sync.recording import load_recording, machine_names, save_recording
+    from envs.sync.recording import SUFFIXES, load_recording, machine_names, save_recording
 
     def parameters_for(scenario) -> list:
         if not config.fit:
@@ -332,6 +332,11 @@ def run(config: CalibrateConfig) -> dict:
 
     if (config.plant is None) == (config.data is None):
         raise ValueError("give either --plant (record from the emulator) or --data (a recording)")
+    if config.save_recording is not None and config.save_recording.suffix not in SUFFIXES:
+        raise ValueError(
+            f"--save-recording {config.save_recording}: recordings are written as "
+            f"{' or '.join(SUFFIXES)} files"
+        )
     truth = None
     if config.plant is not None:
         recording, scenario, parameters, truth = record_plant(config, parameters_for)
@@ -409,6 +414,11 @@ def run(config: CalibrateConfig) -> dict:
     )
     table_rows = [{**r, "std_error": r["std_error"] or math.inf} for r in rows]
     print(format_table(table_rows, with_truth=truth is not None))
+    if any("poorly identified by this window" in r["flags"] for r in rows):
+        print(
+            f"poorly identified: standard error above {POOR:.0%} of the value; record longer "
+            "(--hours) or under varied speeds (--excite), or leave them out (--fit)"
+        )
     if truth is not None and truth["drift"]:
         print("drift during the window (the fit averages over it): " + "; ".join(truth["drift"]))
 
@@ -452,22 +462,30 @@ def run(config: CalibrateConfig) -> dict:
 def build_parser() -> argparse.ArgumentParser:
     defaults = CalibrateConfig()
     parser = argparse.ArgumentParser(
-        description="Calibrate the digital twin's hidden FMU parameters to plant data by least "
-        "squares over twin re-simulations: record a window from the plant emulator (--plant) or "
-        "load recorded data (--data; format in envs/sync/recording.py), fit, print fitted "
-        "value ± standard error (and the true value and error for emulator data), write "
-        "calibration.json and before/after plots.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Calibrate the digital twin's hidden FMU parameters to plant data by least\n"
+        "squares over twin re-simulations: record a window from the plant emulator (--plant)\n"
+        "or load recorded data (--data; format in envs/sync/recording.py), fit, print each\n"
+        "fitted value ± standard error (and the true value and error for emulator data), and\n"
+        "write calibration.json, temperature.png and wear.png (plant vs twin before/after).",
+        epilog="examples:\n"
+        "  python scripts/calibrate.py --plant configs/plant_example.toml --hours 1\n"
+        "  python scripts/calibrate.py --plant configs/plant_example.toml --excite "
+        "--save-recording runs/window.parquet\n"
+        "  python scripts/calibrate.py --data runs/window.parquet "
+        "--fit machining:thermal_resistance --fit '*:ambient_temperature'",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--plant",
         type=Path,
+        metavar="TOML",
         help="plant emulator config (TOML, e.g. configs/plant_example.toml) to record from",
     )
     source.add_argument(
         "--data",
         type=Path,
+        metavar="PATH",
         help="recorded plant data: a .csv or .parquet file in the format of "
         "envs/sync/recording.py (metadata, time_s, <machine>.<signal>, setpoints)",
     )
@@ -475,22 +493,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--hours",
         type=float,
         default=None,
-        help=f"with --plant: hours to record, a whole number of decision intervals "
-        f"(default {defaults.hours:g})",
+        help=f"with --plant: hours to record, a whole number of the scenario's decision "
+        f"intervals (default {defaults.hours:g})",
     )
     parser.add_argument(
         "--excite",
         action="store_true",
         help="with --plant: record under random speed factors (uniform in each machine's "
         "speed range, redrawn every decision interval, seeded by the plant seed) instead of "
-        "nominal speed",
+        "nominal speed (default: nominal speed)",
     )
     parser.add_argument(
         "--save-recording",
         type=Path,
         default=None,
         metavar="PATH",
-        help="also write the recording used to this .csv or .parquet file",
+        help="also write the recording used to this .csv or .parquet file (default: none)",
     )
     parser.add_argument(
         "--fit",
@@ -508,14 +526,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-evaluations",
         type=int,
         default=defaults.max_evaluations,
+        metavar="N",
         help="bound on the optimiser's iterations; each Jacobian adds one twin "
-        "re-simulation per parameter",
+        f"re-simulation per parameter (default {defaults.max_evaluations})",
     )
     parser.add_argument(
         "--out",
         type=Path,
         default=defaults.out,
-        help="folder for calibration.json, temperature.png and wear.png",
+        metavar="DIR",
+        help=f"folder for calibration.json, temperature.png and wear.png (default {defaults.out})",
     )
     parser.add_argument(
         "--plot-machine",

@@ -37,7 +37,8 @@ class Recording:
     during that interval (maintenance requests only where one started)."""
 
     start_s: float
-    """Calendar time of the first sample, s into the week."""
+    """Calendar time of ``time_s = 0``, s into the week: the start of the first sample
+    interval (the first sample is taken at ``time_s = sample_interval_s``)."""
     seed: int
     """The plant line's discrete-event seed (see :mod:`envs.plant`)."""
     sample_interval_s: float
