@@ -328,6 +328,21 @@ class Plant:
             )
         return values
 
+    def fmu_values(self, names) -> dict[str, dict[str, float]]:
+        """The plant's current values of the FMU variables ``names`` per machine (a variable
+        a machine's FMU lacks is left out): what a calibration should find."""
+        from envs.fmu.errors import FmuVariableError
+
+        self._require_reset()
+        values: dict[str, dict[str, float]] = {}
+        for machine in self.line.machines:
+            for name in names:
+                try:
+                    values.setdefault(machine.name, {})[name] = float(machine.unit.get(name))
+                except FmuVariableError:
+                    continue
+        return values
+
     def close(self) -> None:
         self.line.close()
 

@@ -33,7 +33,6 @@ if str(REPO) not in sys.path:
 
 SCALES = {"temperature": 1.0, "wear": 0.01}  # the residual scales (Calibrator's defaults)
 PLOTTED = ("temperature", "wear")
-WEAR_BOUNDS = (0.2, 5.0)  # default search range of wear_rate_factor (the model allows 0..10)
 POOR = 0.1  # a standard error above 10 % of the value marks a poorly identified parameter
 
 
@@ -50,7 +49,7 @@ class CalibrateConfig:
     save_recording: Path | None = None
     """Also write the recording used to this .csv or .parquet file."""
     fit: tuple[str, ...] = ()
-    """``TARGET:NAME[=LOW..HIGH]`` specs; empty: :func:`default_parameters`."""
+    """``TARGET:NAME[=LOW..HIGH]`` specs; empty: the library's ``default_fit_parameters``."""
     max_evaluations: int = 200
     """Bound on the optimiser's iterations (see Calibrator.fit)."""
     out: Path = Path("runs/calibrate")
@@ -64,29 +63,11 @@ class CalibrateConfig:
 # -- parameters -----------------------------------------------------------------------------
 
 
-def default_parameters(scenario) -> list:
-    """Thermal resistance of every station, thermal capacity of CncMill stations, one shop-floor
-    temperature for every machine, and each machine's wear-rate factor."""
-    from envs.sync.calibration import FitParameter
-    from envs.sync.recording import machine_names
-
-    parameters = []
-    for station in scenario.stations:
-        parameters.append(FitParameter(station.name, "thermal_resistance"))
-        if station.equipment == "CncMill":
-            parameters.append(FitParameter(station.name, "thermal_capacity"))
-    parameters.append(FitParameter("", "ambient_temperature"))
-    parameters += [
-        FitParameter(m, "wear_rate_factor", WEAR_BOUNDS) for m in machine_names(scenario)
-    ]
-    return parameters
-
-
 def parse_fit(spec: str, scenario) -> object:
     """One ``--fit`` spec against the scenario: ``TARGET:NAME`` or ``TARGET:NAME=LOW..HIGH``;
     TARGET a station, a machine, or ``*`` for every machine; NAME a settable FMU variable."""
     import fmus
-    from envs.sync.calibration import FitParameter
+    from envs.sync.calibration import WEAR_BOUNDS, FitParameter
     from envs.sync.recording import machine_names
     from fmus._codegen import read_model_info
 
@@ -131,10 +112,6 @@ def parse_fit(spec: str, scenario) -> object:
     return FitParameter(target, name, bounds)
 
 
-def parameter_key(parameter) -> str:
-    return f"{parameter.target or '*'}.{parameter.name}"
-
-
 # -- the recording and the truth ------------------------------------------------------------
 
 
@@ -151,20 +128,6 @@ def excitation(scenario, seed: int):
         return speed, np.zeros(count, dtype=bool), np.zeros(count, dtype=bool)
 
     return schedule
-
-
-def plant_values(plant, names: set[str]) -> dict[str, dict[str, float]]:
-    """The plant's current values of the FMU variables ``names``, per machine."""
-    from envs.fmu.errors import FmuVariableError
-
-    values: dict[str, dict[str, float]] = {}
-    for machine in plant.line.machines:
-        for name in names:
-            try:
-                values.setdefault(machine.name, {})[name] = float(machine.unit.get(name))
-            except FmuVariableError:  # a variable this machine's FMU lacks
-                continue
-    return values
 
 
 def record_plant(config: CalibrateConfig, parameters_for):
@@ -191,34 +154,15 @@ def record_plant(config: CalibrateConfig, parameters_for):
         ) as bar:
             recording = record(plant, intervals, schedule, on_interval=lambda: bar.update(1))
         names = {p.name for p in parameters}
-        end = plant_values(plant, names)
+        end = plant.fmu_values(names)
         drifted = [
             f"at {time_s / 3600:g} h {event.target} of {event.machine or 'every machine'} "
             f"{event.operation} {event.value:g}"
             for time_s, event in plant.drift_log
         ]
         plant.reset()
-        start = plant_values(plant, names)
+        start = plant.fmu_values(names)
     return recording, scenario, parameters, {"start": start, "end": end, "drift": drifted}
-
-
-def true_value(parameter, truth, scenario) -> tuple[float | None, str]:
-    """The plant's value of a fitted parameter (None when unknown) and a note."""
-    from envs.sync.recording import machine_names
-
-    machines = [
-        m for m in machine_names(scenario) if parameter.target in ("", m, m.rsplit("-", 1)[0])
-    ]
-    start = [truth["start"].get(m, {}).get(parameter.name) for m in machines]
-    end = [truth["end"].get(m, {}).get(parameter.name) for m in machines]
-    if not start or any(v is None for v in start + end):
-        return None, ""
-    notes = []
-    if max(start) - min(start) > 1e-12 * max(1.0, abs(max(start))):
-        notes.append(f"differs across machines ({min(start):.4g}..{max(start):.4g}), mean")
-    if any(abs(a - b) > 1e-12 * max(1.0, abs(a)) for a, b in zip(start, end, strict=True)):
-        notes.append(f"drifted to {sum(end) / len(end):.4g} in the window")
-    return sum(start) / len(start), "; ".join(notes)
 
 
 # -- the fit, the report and the plots ------------------------------------------------------
@@ -317,14 +261,14 @@ def run(config: CalibrateConfig) -> dict:
     from tqdm import tqdm
 
     from envs.scenario import load_scenario
-    from envs.sync.calibration import Calibrator
+    from envs.sync.calibration import Calibrator, default_fit_parameters, true_value
     from envs.sync.recording import SUFFIXES, load_recording, machine_names, save_recording
 
     def parameters_for(scenario) -> list:
         if not config.fit:
-            return default_parameters(scenario)
+            return default_fit_parameters(scenario)
         parameters = [parse_fit(spec, scenario) for spec in config.fit]
-        keys = [parameter_key(p) for p in parameters]
+        keys = [p.key for p in parameters]
         twice = sorted({k for k in keys if keys.count(k) > 1})
         if twice:
             raise ValueError(f"--fit names {', '.join(twice)} more than once")
@@ -375,15 +319,15 @@ def run(config: CalibrateConfig) -> dict:
                 on_evaluation=lambda: bar.update(1),
             )
         seconds = time.perf_counter() - started
-        fitted = [result.values[parameter_key(p)] for p in parameters]
+        fitted = [result.values[p.key] for p in parameters]
         after = calibrator.simulate(recording, fitted)
-        low, high = calibrator._bounds()
+        low, high = calibrator.bounds()
     finally:
         calibrator.close()
 
     rows = []
     for index, parameter in enumerate(parameters):
-        key = parameter_key(parameter)
+        key = parameter.key
         value, error = result.values[key], result.std_errors[key]
         flags = []
         span = max(abs(value), 1e-12)
@@ -460,6 +404,8 @@ def run(config: CalibrateConfig) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from envs.sync.calibration import WEAR_BOUNDS
+
     defaults = CalibrateConfig()
     parser = argparse.ArgumentParser(
         description="Calibrate the digital twin's hidden FMU parameters to plant data by least\n"

@@ -104,6 +104,11 @@ class FitParameter:
     bounds: tuple[float, float] | None = None
     """Search bounds in the variable's unit; None: the model description's [min, max]."""
 
+    @property
+    def key(self) -> str:
+        """``target.name`` with ``*`` for every machine: how results name the parameter."""
+        return f"{self.target or '*'}.{self.name}"
+
 
 @dataclass(frozen=True)
 class CalibrationResult:
@@ -167,7 +172,10 @@ class Calibrator:
             if parameter.target in ("", machine.name, station_name):
                 yield machine
 
-    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Search bounds (low, high) per parameter: the model description's [min, max],
+        narrowed by each :class:`FitParameter`'s own bounds. Needs the twin (call after
+        :meth:`nominal`, :meth:`simulate` or :meth:`fit`)."""
         low, high = [], []
         for p in self.parameters:
             variable = next(self._machines(p)).unit.variable(p.name)
@@ -256,7 +264,7 @@ class Calibrator:
             raise ValueError("a Recording needs one setpoint triple per sample, and samples")
         nominal = self.nominal(recording)  # builds the twin
         start = nominal if x0 is None else np.asarray(x0, dtype=float)
-        low, high = self._bounds()
+        low, high = self.bounds()
         if start.shape != low.shape:
             raise ValueError(f"x0 needs {len(low)} values, one per FitParameter")
         start = np.clip(start, low, high)
@@ -283,7 +291,7 @@ class Calibrator:
             errors = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
         except np.linalg.LinAlgError:
             errors = np.full(p, math.inf)
-        keys = [f"{q.target or '*'}.{q.name}" for q in self.parameters]
+        keys = [q.key for q in self.parameters]
         return CalibrationResult(
             values=dict(zip(keys, map(float, solution.x), strict=True)),
             std_errors=dict(zip(keys, map(float, errors), strict=True)),
@@ -297,3 +305,47 @@ class Calibrator:
         if self.twin is not None:
             self.twin.close()
             self.twin = None
+
+
+WEAR_BOUNDS = (0.2, 5.0)
+"""Default search range of ``wear_rate_factor`` (the model allows 0..10)."""
+
+
+def default_fit_parameters(scenario: Scenario) -> list[FitParameter]:
+    """Thermal resistance of every station, thermal capacity of CncMill stations, one shop-floor
+    temperature for every machine, and each machine's wear-rate factor."""
+    from envs.sync.recording import machine_names
+
+    parameters = []
+    for station in scenario.stations:
+        parameters.append(FitParameter(station.name, "thermal_resistance"))
+        if station.equipment == "CncMill":
+            parameters.append(FitParameter(station.name, "thermal_capacity"))
+    parameters.append(FitParameter("", "ambient_temperature"))
+    parameters += [
+        FitParameter(m, "wear_rate_factor", WEAR_BOUNDS) for m in machine_names(scenario)
+    ]
+    return parameters
+
+
+def true_value(
+    parameter: FitParameter, truth: Mapping, scenario: Scenario
+) -> tuple[float | None, str]:
+    """The plant's value of a fitted parameter, averaged over its target's machines (None when
+    unknown), and a note on spread or drift. ``truth`` holds ``start`` and ``end``:
+    :meth:`envs.plant.Plant.fmu_values` at the start and the end of the recorded window."""
+    from envs.sync.recording import machine_names
+
+    machines = [
+        m for m in machine_names(scenario) if parameter.target in ("", m, m.rsplit("-", 1)[0])
+    ]
+    start = [truth["start"].get(m, {}).get(parameter.name) for m in machines]
+    end = [truth["end"].get(m, {}).get(parameter.name) for m in machines]
+    if not start or any(v is None for v in start + end):
+        return None, ""
+    notes = []
+    if max(start) - min(start) > 1e-12 * max(1.0, abs(max(start))):
+        notes.append(f"differs across machines ({min(start):.4g}..{max(start):.4g}), mean")
+    if any(abs(a - b) > 1e-12 * max(1.0, abs(a)) for a, b in zip(start, end, strict=True)):
+        notes.append(f"drifted to {sum(end) / len(end):.4g} in the window")
+    return sum(start) / len(start), "; ".join(notes)

@@ -2,8 +2,9 @@
 
 The FECO formulation (shared literature 000): ``R = α·y + (1 − α)·S``, where S is the twin's
 simulated signal and y = M(D) a model learned from plant data D. Here y is, per signal, a ridge
-regression of the measured value on the twin's simulated signals of the same machine
-(intercept, temperature, wear, power; standardised), fitted on a training window of
+regression of the measured value on the twin's simulated signals of the same machine that
+physically drive it (:data:`FEATURES`: a temperature on the simulated temperature and power, a
+wear on the simulated wear; standardised, with an intercept), fitted on a training window of
 (simulated, measured) pairs. It can learn what a mis-calibrated twin gets systematically wrong
 (an offset from a wrong ambient temperature, a gain from a wrong thermal resistance) but knows
 nothing the twin does not simulate. α ∈ [0, 1] is chosen on a separate validation window, on a
@@ -24,12 +25,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-FEATURES = ("temperature", "wear", "power")
-"""Simulated signal kinds of the same machine used as regressors."""
+FEATURES = {
+    "temperature": ("temperature", "power"),
+    "wear": ("wear",),
+    "power": ("power",),
+    "vibration": ("vibration", "wear"),
+}
+"""Simulated signal kinds of the same machine used as regressors, per predicted kind. Only
+physical drivers: a regressor that merely trends with time (wear in a temperature model)
+fits the training window and extrapolates badly beyond it."""
 
 
-def _features(simulated: Sequence[dict[str, float]], machine: str) -> np.ndarray:
-    columns = [[sample.get(f"{machine}.{kind}", 0.0) for kind in FEATURES] for sample in simulated]
+def _features(simulated: Sequence[dict[str, float]], signal: str) -> np.ndarray:
+    machine, kind = signal.rsplit(".", 1)
+    kinds = FEATURES.get(kind, (kind,))
+    columns = [[sample.get(f"{machine}.{k}", 0.0) for k in kinds] for sample in simulated]
     return np.asarray(columns, dtype=float)
 
 
@@ -93,7 +103,7 @@ class HybridPredictor:
             raise ValueError("fit needs as many simulated samples as measured ones, and some")
         self.models = {}
         for signal in self.signals:
-            x = _features(simulated, signal.rsplit(".", 1)[0])
+            x = _features(simulated, signal)
             y = np.array([m.get(signal, math.nan) for m in measured], dtype=float)
             valid = np.isfinite(y)
             if valid.sum() < x.shape[1] + 2:
@@ -114,7 +124,7 @@ class HybridPredictor:
         if not self.models:
             raise RuntimeError("call fit() before predicting")
         return {
-            signal: model(_features(simulated, signal.rsplit(".", 1)[0]))
+            signal: model(_features(simulated, signal))
             for signal, model in self.models.items()
         }
 

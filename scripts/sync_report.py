@@ -1,0 +1,523 @@
+"""How well the twin follows a plant: calibration errors, next-hour prediction with and without
+synchronisation, the hybrid model, and how fast trust and drift detection react.
+
+Runs the plant emulator (``envs.plant``) from a plant config, records a window of noisy data
+(default 1 h) under nominal setpoints, and then
+
+1. calibrates the hidden parameters on the window (``envs.sync.Calibrator``) and compares them
+   with the plant's true values;
+2. predicts the next hour (the plant's setpoints are known, its sensors are not) with twins that
+   differ in what they learned from the window: nothing (the nominal twin, free-running), state
+   synchronisation only (Kalman filter or nudging during the window), calibration only, both,
+   and the hybrid R = α·y + (1 − α)·S on the nominal and on the calibrated twin (y fitted on the
+   window's first 40 minutes, α per signal kind on its last 20). Errors are against the plant's
+   noise-free signals: NRMSE = RMSE over the hour / the range of that signal kind over every
+   machine in that hour (temperature ≈ 9 K, wear ≈ 0.65 of the wear limit);
+3. tracks the plant (calibrated twin, synchronised once per decision interval) through the
+   plant config's drift events and counts the decision intervals until the trust score falls
+   below ½ and until Page-Hinkley flags the affected signal.
+
+    python scripts/sync_report.py                          # configs/plant_example.toml, 3 seeds
+    python scripts/sync_report.py --seeds 1 --out runs/sync --sync nudging --beta 0.8
+
+Writes ``report.json``, ``next_hour.png`` and ``tracking.png`` in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+KINDS = ("temperature", "wear")
+SCALES = {"temperature": 10.0, "wear": 0.15}
+"""Fidelity spans of the tracker (trust ½ at NRMSE = tolerance 0.1 of these)."""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    plant: Path = REPO / "configs" / "plant_example.toml"
+    window_h: float = 1.0
+    horizon_h: float = 1.0
+    seeds: int = 3
+    sync: str = "kalman"
+    beta: float = 0.8
+    ph_threshold: float = 0.2
+    out: Path = REPO / "runs" / "sync_report"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    default = ReportConfig()
+    parser.add_argument("--plant", type=Path, default=default.plant, help="plant config TOML")
+    parser.add_argument(
+        "--window-h", type=float, default=default.window_h, help="hours of data to learn from"
+    )
+    parser.add_argument(
+        "--horizon-h", type=float, default=default.horizon_h, help="hours predicted after it"
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=default.seeds,
+        help="plant seeds (the config's seed and the next ones); figures are per seed + mean",
+    )
+    parser.add_argument(
+        "--sync",
+        choices=("kalman", "nudging"),
+        default=default.sync,
+        help="state synchroniser: extended Kalman filter or fixed-gain nudging",
+    )
+    parser.add_argument(
+        "--beta", type=float, default=default.beta, help="nudging gain in [0, 1] (--sync nudging)"
+    )
+    parser.add_argument(
+        "--ph-threshold",
+        type=float,
+        default=default.ph_threshold,
+        help="Page-Hinkley threshold on residual / span (smaller: faster, more false alarms)",
+    )
+    parser.add_argument("--out", type=Path, default=default.out, help="output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def record_plant(plant, hours: float, bar):
+    """Samples, noise-free truths and setpoints of ``hours`` under nominal setpoints."""
+    from envs.sync import Recording
+
+    plant.reset()
+    n = len(plant.machine_names)
+    setpoint = (np.ones(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
+    samples, truths = [], []
+    intervals = round(hours * 3600.0 / plant.decision_interval_s)
+    for _ in range(intervals):
+        plant.apply(speed_factors=setpoint[0], maintenance=setpoint[1], standby=setpoint[2])
+        plant.advance()
+        samples += plant.samples
+        truths += plant.true_samples
+        bar.update(1)
+    recording = Recording(
+        start_s=plant.config.start_h * 3600.0,
+        seed=plant.config.seed,
+        sample_interval_s=plant.config.sample_interval_s,
+        samples=tuple(samples),
+        setpoints=tuple([setpoint] * len(samples)),
+    )
+    return recording, truths
+
+
+def make_synchroniser(config: ReportConfig, twin, kind: str):
+    from envs.sync import KalmanFilter, Nudger
+
+    if kind == "none":
+        return Nudger(twin, 0.0)
+    if config.sync == "kalman":
+        return KalmanFilter(twin)
+    return Nudger(twin, config.beta)
+
+
+def predict(calibrator, recording, values, synchroniser_of, window: int):
+    """Twin signals at every sample: synchronised on the first ``window`` samples, then
+    free-running under the recorded setpoints."""
+    from envs.plant import machine_signals
+
+    twin = calibrator.prepare(recording, values)
+    synchroniser = synchroniser_of(twin)
+    out = []
+    for index, setpoint in enumerate(recording.setpoints):
+        if index < window:
+            synchroniser.begin()
+        twin.advance(*setpoint)
+        if index < window:
+            synchroniser.predict()
+            synchroniser.correct(recording.samples[index])
+        out.append({k: v for m in twin.machines for k, v in machine_signals(m).items()})
+    return out
+
+
+def hybrid(predictions, recording, window: int):
+    """Replace the horizon of ``predictions`` by R = α·y + (1 − α)·S, per signal kind."""
+    from envs.sync import HybridPredictor
+
+    train, validate = int(window * 2 / 3), window
+    blended = [dict(p) for p in predictions]
+    alphas = {}
+    for kind in KINDS:
+        signals = [k for k in predictions[0] if k.endswith(f".{kind}")]
+        model = HybridPredictor(signals, ridge=1.0)
+        model.fit(predictions[:train], recording.samples[:train])
+        alphas[kind] = model.choose_alpha(
+            predictions[train:validate], recording.samples[train:validate]
+        )
+        result = model.predict(predictions[validate:])
+        for offset, sample in enumerate(blended[validate:]):
+            for signal in signals:
+                sample[signal] = float(result[signal][offset])
+    return blended, alphas
+
+
+def errors(predictions, truths, start: int) -> dict[str, dict[str, float]]:
+    """Per signal kind: RMSE (signal unit), mean and worst NRMSE over machines, from ``start``."""
+    result = {}
+    for kind in KINDS:
+        signals = [k for k in truths[0] if k.endswith(f".{kind}")]
+        truth = np.array([[t[s] for s in signals] for t in truths[start:]])
+        guess = np.array([[p[s] for s in signals] for p in predictions[start:]])
+        span = float(truth.max() - truth.min())
+        rmse = np.sqrt(np.mean((guess - truth) ** 2, axis=0))
+        result[kind] = {
+            "rmse": float(np.mean(rmse)),
+            "nrmse_mean": float(np.mean(rmse) / span),
+            "nrmse_worst": float(np.max(rmse) / span),
+            "span": span,
+        }
+    return result
+
+
+def track_drift(config, calibrator, parameters_of, plant_config, event, bar):
+    """Run the plant with only ``event``; track it with the twin calibrated on the window
+    before it, once per decision interval. Returns the intervals to the first trust < ½ and
+    to the first Page-Hinkley flag of an affected signal (1 = the interval the drift starts in),
+    false alarms before the event, and the trust trace."""
+    from envs.plant import Plant
+    from envs.sync import TwinTracker
+
+    hours = event.time_h + 1.0
+    with Plant(dataclasses.replace(plant_config, drift=(event,))) as plant:
+        recording, _ = record_plant(plant, hours, bar)
+        window = round(config.window_h * 3600.0 / recording.sample_interval_s)
+        values = parameters_of(recording, window)
+        per = plant.samples_per_decision
+    twin = calibrator.prepare(recording, values)
+    tracker = TwinTracker(
+        twin,
+        synchroniser=make_synchroniser(config, twin, config.sync),
+        scales=SCALES,
+        window=4,
+        tolerance=0.1,
+        ph_delta=0.02,
+        ph_threshold=config.ph_threshold,
+    )
+    kind = "wear" if event.target == "wear_rate_factor" else "temperature"
+    affected = [m.name for m in twin.machines if not event.machine or m.name == event.machine]
+    trace, healthy, trust_at, flag_at, false_alarms = [], [], None, None, 0
+    first = None
+    for j in range(len(recording.samples) // per):
+        end = (j + 1) * per - 1
+        step = tracker.step(recording.samples[end], *recording.setpoints[end], substeps=per)
+        time_h = recording.samples[end]["time_s"] / 3600.0
+        trace.append({"time_h": time_h, "trust": step.trust, "flags": list(step.drifted)})
+        if time_h < event.time_h:
+            false_alarms += bool(step.drifted) or (j >= 3 and step.trust < 0.5)
+            if j >= 3:
+                healthy.append(step.trust)
+            continue
+        first = j if first is None else first
+        hit = any(f"{name}.{kind}" in step.drifted for name in affected)
+        if flag_at is None and hit:
+            flag_at = j - first + 1
+        if trust_at is None and step.trust < 0.5:
+            trust_at = j - first + 1
+    return {
+        "event": dataclasses.asdict(event),
+        "intervals_to_trust_below_half": trust_at,
+        "intervals_to_drift_flag": flag_at,
+        "false_alarms_before": int(false_alarms),
+        "min_trust_before": min(healthy) if healthy else math.nan,
+        "trace": trace,
+    }
+
+
+def run_seed(config, plant_config, bar) -> dict:
+    from envs.plant import Plant
+    from envs.sync import Calibrator
+    from envs.sync.calibration import default_fit_parameters, true_value
+
+    quiet_config = dataclasses.replace(plant_config, drift=())
+    window_h, horizon_h = config.window_h, config.horizon_h
+    with Plant(quiet_config) as plant:
+        scenario = plant.nominal_scenario
+        parameters = default_fit_parameters(scenario)
+        recording, truths = record_plant(plant, window_h + horizon_h, bar)
+        names = {p.name for p in parameters}
+        values = plant.fmu_values(names)  # no drift: the same at the start and the end
+        state = {"start": values, "end": values}
+        truth = {p.key: true_value(p, state, scenario)[0] for p in parameters}
+    window = round(window_h * 3600.0 / recording.sample_interval_s)
+    calibrator = Calibrator(scenario, parameters)
+
+    def fit(rec, samples):
+        part = dataclasses.replace(
+            rec, samples=rec.samples[:samples], setpoints=rec.setpoints[:samples]
+        )
+        return calibrator.fit(part)
+
+    result = fit(recording, window)
+    bar.update(1)
+    nominal, fitted = calibrator.nominal(recording), list(result.values.values())
+    calibration = {
+        key: {
+            "fitted": value,
+            "std_error": result.std_errors[key],
+            "initial": result.initial[key],
+            "true": truth[key],
+            "error_pct": 100.0 * abs(value - truth[key]) / abs(truth[key]),
+            "identified": result.std_errors[key] <= 0.1 * abs(value),
+        }
+        for key, value in result.values.items()
+    }
+    runs = {}
+    for label, values, sync in (
+        ("unsynchronised (nominal, free-running)", nominal, "none"),
+        (f"state sync only ({config.sync})", nominal, config.sync),
+        ("calibration only", fitted, "none"),
+        (f"calibration + {config.sync}", fitted, config.sync),
+    ):
+        runs[label] = predict(
+            calibrator,
+            recording,
+            values,
+            lambda twin, s=sync: make_synchroniser(config, twin, s),
+            window,
+        )
+    alphas = {}
+    for label in ("nominal", "calibrated"):
+        free = runs[
+            "unsynchronised (nominal, free-running)" if label == "nominal" else "calibration only"
+        ]
+        runs[f"hybrid on the {label} twin"], alphas[label] = hybrid(free, recording, window)
+    bar.update(1)
+    prediction = {label: errors(p, truths, window) for label, p in runs.items()}
+
+    def parameters_of(rec, samples):
+        return list(fit(rec, samples).values.values())
+
+    drift = [
+        track_drift(config, calibrator, parameters_of, plant_config, event, bar)
+        for event in plant_config.drift
+        if event.time_h >= window_h
+    ]
+    calibrator.close()
+    return {
+        "seed": plant_config.seed,
+        "calibration": calibration,
+        "calibration_rmse": result.rmse,
+        "calibration_evaluations": result.evaluations,
+        "next_hour": prediction,
+        "hybrid_alpha": alphas,
+        "drift": drift,
+        "_traces": {"runs": runs, "truths": truths, "samples": recording.samples, "window": window},
+    }
+
+
+def plot_next_hour(seed_result: dict, path: Path, sync: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    traces = seed_result["_traces"]
+    runs, truths, samples, window = (
+        traces["runs"],
+        traces["truths"],
+        traces["samples"],
+        traces["window"],
+    )
+    panels = [
+        "machining-1.temperature",
+        "machining-1.wear",
+        "welding-1.temperature",
+        "machining-4.wear",
+    ]
+    shown = {
+        "unsynchronised (nominal, free-running)": ("tab:red", "--"),
+        f"calibration + {sync}": ("tab:blue", "-"),
+        "hybrid on the nominal twin": ("tab:orange", ":"),
+    }
+    minutes = np.array([s["time_s"] for s in samples]) / 60.0
+    figure, axes = plt.subplots(2, 2, figsize=(12, 7), sharex=True)
+    for axis, signal in zip(axes.flat, panels, strict=True):
+        axis.plot(minutes, [s[signal] for s in samples], ".", color="0.6", ms=3, label="measured")
+        axis.plot(minutes, [t[signal] for t in truths], color="k", lw=1, label="plant (true)")
+        for label, (colour, style) in shown.items():
+            axis.plot(minutes, [p[signal] for p in runs[label]], style, color=colour, label=label)
+        axis.axvline(minutes[window - 1], color="0.3", lw=0.8)
+        axis.set_title(signal)
+    axes[1, 0].set_xlabel("minutes since reset (left of the line: learned from; right: predicted)")
+    axes[1, 1].set_xlabel("minutes since reset")
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle(f"Next-hour prediction, plant seed {seed_result['seed']}")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_tracking(seed_result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drift = seed_result["drift"]
+    figure, axes = plt.subplots(len(drift), 1, figsize=(10, 2.6 * len(drift)), squeeze=False)
+    for axis, item in zip(axes[:, 0], drift, strict=True):
+        hours = [row["time_h"] for row in item["trace"]]
+        axis.step(hours, [row["trust"] for row in item["trace"]], where="post", label="trust")
+        flagged = [row["time_h"] for row in item["trace"] if row["flags"]]
+        axis.plot(flagged, [0.05] * len(flagged), "v", color="tab:red", label="Page-Hinkley flag")
+        axis.axvline(item["event"]["time_h"], color="tab:red", lw=0.8, label="drift event")
+        axis.axhline(0.5, color="0.5", lw=0.6, ls=":")
+        event = item["event"]
+        axis.set_title(
+            f"{event['target']} {event['operation']} {event['value']} "
+            f"{event['machine'] or 'all machines'} at {event['time_h']} h",
+            fontsize=9,
+        )
+        axis.set_ylim(0, 1.02)
+        axis.set_ylabel("trust")
+    axes[-1, 0].set_xlabel("hours since reset")
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def summarise(results: list[dict], sync: str) -> dict:
+    """Means over seeds, and the printed tables."""
+    first = results[0]
+    calibration = {
+        key: float(np.mean([r["calibration"][key]["error_pct"] for r in results]))
+        for key in first["calibration"]
+    }
+    print("\nCalibration from the window (error against the plant's hidden value, mean over seeds)")
+    for key, item in first["calibration"].items():
+        print(
+            f"  {key:36s} fitted {item['fitted']:11.5g} ± {item['std_error']:9.2g}  "
+            f"true {item['true']:11.5g}  error {calibration[key]:6.2f} %"
+            + ("" if item["identified"] else "  (not identified: s.e. > 10 % of the value)")
+        )
+    prediction = {}
+    print("\nNext-hour prediction vs the plant's noise-free signals (mean over seeds)")
+    print(
+        f"  {'twin':42s} {'T RMSE K':>9s} {'T NRMSE':>8s} {'worst':>6s} "
+        f"{'wear RMSE':>9s} {'NRMSE':>7s} {'worst':>6s}"
+    )
+    for label in first["next_hour"]:
+        row = {
+            kind: {
+                stat: float(np.mean([r["next_hour"][label][kind][stat] for r in results]))
+                for stat in ("rmse", "nrmse_mean", "nrmse_worst")
+            }
+            for kind in KINDS
+        }
+        prediction[label] = row
+        t, w = row["temperature"], row["wear"]
+        print(
+            f"  {label:42s} {t['rmse']:9.3f} {100 * t['nrmse_mean']:7.2f}% "
+            f"{100 * t['nrmse_worst']:5.1f}% {w['rmse']:9.4f} {100 * w['nrmse_mean']:6.2f}% "
+            f"{100 * w['nrmse_worst']:5.1f}%"
+        )
+    for label in ("nominal", "calibrated"):
+        alphas = [r["hybrid_alpha"][label] for r in results]
+        print(f"  hybrid alpha on the {label} twin per seed: {alphas}")
+    drift = []
+    print("\nDrift (decision intervals from the one the drift starts in; 1 = that interval)")
+    for index, item in enumerate(first["drift"]):
+        trust = [r["drift"][index]["intervals_to_trust_below_half"] for r in results]
+        flags = [r["drift"][index]["intervals_to_drift_flag"] for r in results]
+        alarms = [r["drift"][index]["false_alarms_before"] for r in results]
+        lowest = min(r["drift"][index]["min_trust_before"] for r in results)
+        event = item["event"]
+        name = f"{event['target']} {event['operation']} {event['value']} {event['machine'] or '*'}"
+        print(
+            f"  {name:40s} trust < 1/2 after {trust}, Page-Hinkley after {flags}; "
+            f"before it ({event['time_h']} h): false alarms {alarms}, lowest trust {lowest:.2f}"
+        )
+        drift.append(
+            {
+                "event": event,
+                "trust": trust,
+                "flag": flags,
+                "false_alarms": alarms,
+                "min_trust_before": lowest,
+            }
+        )
+    return {"calibration_error_pct": calibration, "next_hour": prediction, "drift": drift}
+
+
+def run(config: ReportConfig, *, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from envs.plant import load_plant_config
+
+    if config.sync not in ("kalman", "nudging"):
+        raise ValueError(f"--sync must be kalman or nudging, not {config.sync!r}")
+    if not 0.0 <= config.beta <= 1.0:
+        raise ValueError(f"--beta {config.beta} must be in [0, 1]")
+    if not (0.25 <= config.window_h <= 8 and 0.25 <= config.horizon_h <= 8):
+        raise ValueError("--window-h and --horizon-h must be between 0.25 and 8 hours")
+    if not 1 <= config.seeds <= 20:
+        raise ValueError(f"--seeds {config.seeds} must be between 1 and 20")
+    base = load_plant_config(config.plant)
+    intervals_per_h = 3600.0 / 300.0
+    drift_hours = sum(e.time_h + 1.0 for e in base.drift if e.time_h >= config.window_h)
+    total = config.seeds * (
+        round((config.window_h + config.horizon_h + drift_hours) * intervals_per_h) + 2
+    )
+    results = []
+    with tqdm(total=total, desc="plant + twins", unit="step", disable=not progress) as bar:
+        for offset in range(config.seeds):
+            plant_config = dataclasses.replace(base, seed=base.seed + offset)
+            results.append(run_seed(config, plant_config, bar))
+    config.out.mkdir(parents=True, exist_ok=True)
+    plot_next_hour(results[0], config.out / "next_hour.png", config.sync)
+    if results[0]["drift"]:
+        plot_tracking(results[0], config.out / "tracking.png")
+    summary = summarise(results, config.sync)
+    report = {
+        "config": {k: str(v) for k, v in dataclasses.asdict(config).items()},
+        "summary": summary,
+        "seeds": [{k: v for k, v in r.items() if k != "_traces"} for r in results],
+    }
+    (config.out / "report.json").write_text(json.dumps(report, indent=1))
+    print(f"\nwrote {config.out / 'report.json'}, next_hour.png, tracking.png")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    from envs.config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    config = ReportConfig(
+        plant=args.plant,
+        window_h=args.window_h,
+        horizon_h=args.horizon_h,
+        seeds=args.seeds,
+        sync=args.sync,
+        beta=args.beta,
+        ph_threshold=args.ph_threshold,
+        out=args.out,
+    )
+    try:
+        run(config, progress=not args.quiet)
+    except (ConfigError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""The synchronisation report on a short plant run: calibration, next-hour prediction, drift."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from scripts import sync_report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PLANT = """
+seed = 5
+sample_interval_s = 60.0
+dropout_probability = 0.02
+ambient_temperature = 24.0
+wear_rate_factors = [1.2, 0.9, 1.0, 1.1, 1.0, 1.0, 1.0]
+
+[[hidden]]
+station = "machining"
+name = "thermal_resistance"
+value = 0.021
+
+[[drift]]
+time_h = 0.75
+target = "ambient_temperature"
+operation = "add"
+value = 8.0
+"""
+
+
+def test_short_report_calibrates_predicts_and_flags_the_drift(tmp_path, capsys):
+    plant = tmp_path / "plant.toml"
+    plant.write_text(PLANT)
+    config = sync_report.ReportConfig(
+        plant=plant, window_h=0.5, horizon_h=0.25, seeds=1, out=tmp_path / "out"
+    )
+    report = sync_report.run(config, progress=False)
+    summary = report["summary"]
+    errors = summary["calibration_error_pct"]
+    assert errors["machining.thermal_resistance"] < 5.0
+    assert errors["*.ambient_temperature"] < 5.0
+    assert errors["machining.thermal_capacity"] < 5.0  # not hidden: stays near nominal
+    prediction = summary["next_hour"]
+    free = prediction["unsynchronised (nominal, free-running)"]["temperature"]["nrmse_mean"]
+    synced = prediction["calibration + kalman"]["temperature"]["nrmse_mean"]
+    assert synced < 0.1 * free
+    (drift,) = summary["drift"]
+    assert drift["flag"][0] is not None and drift["flag"][0] <= 3
+    assert drift["trust"][0] is not None and drift["trust"][0] <= 3
+    assert drift["false_alarms"] == [0]
+    for name in ("next_hour.png", "tracking.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 20_000
+    saved = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert saved["summary"]["drift"][0]["flag"] == drift["flag"]
+    assert "Next-hour prediction" in capsys.readouterr().out
+
+
+def test_help_and_bad_options():
+    result = subprocess.run(
+        [sys.executable, "scripts/sync_report.py", "--help"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0
+    for option in ("--plant", "--window-h", "--horizon-h", "--seeds", "--sync", "--beta", "--out"):
+        assert option in result.stdout
+    assert sync_report.main(["--beta", "2", "--quiet"]) == 2
+    assert sync_report.main(["--plant", str(ROOT / "nothing.toml"), "--quiet"]) == 2
