@@ -31,7 +31,6 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-SCALES = {"temperature": 1.0, "wear": 0.01}  # the residual scales (Calibrator's defaults)
 PLOTTED = ("temperature", "wear")
 POOR = 0.1  # a standard error above 10 % of the value marks a poorly identified parameter
 
@@ -306,7 +305,7 @@ def run(config: CalibrateConfig) -> dict:
         f"samples ({hours:g} h every {recording.sample_interval_s:g} s, seed {recording.seed})"
     )
 
-    calibrator = Calibrator(scenario, parameters, scales=SCALES)
+    calibrator = Calibrator(scenario, parameters)
     try:
         nominal = calibrator.nominal(recording)
         before = calibrator.simulate(recording, nominal)
@@ -384,7 +383,7 @@ def run(config: CalibrateConfig) -> dict:
             "sample_interval_s": recording.sample_interval_s,
             "samples": len(recording.samples),
         },
-        "scales": SCALES,
+        "scales": calibrator.scales,
         "parameters": rows,
         "fit": {
             "success": result.success,

@@ -125,11 +125,17 @@ class CalibrationResult:
     success: bool
 
 
+DEFAULT_SCALES = {"temperature": 1.0, "wear": 0.01, "power": 0.5}
+"""Residual scales per signal kind (signal units): about 5× the emulator's sensor noise, so
+every kind weighs in; power is sampled at an instant, so cutting/handling swings make it
+noisier than its 0.1 kW sensor noise."""
+
+
 class Calibrator:
     """Fits :class:`FitParameter` values of a twin scenario to a :class:`Recording`.
 
     ``scales`` normalise each signal kind's residuals (signal unit); kinds without a scale are
-    not fitted against (default: temperature 1 K, wear 0.01 of the wear limit).
+    not fitted against (default: :data:`DEFAULT_SCALES`).
     """
 
     def __init__(
@@ -141,7 +147,7 @@ class Calibrator:
     ) -> None:
         if not parameters:
             raise ValueError("give at least one FitParameter to calibrate")
-        self.scales = dict(scales or {"temperature": 1.0, "wear": 0.01})
+        self.scales = dict(scales or DEFAULT_SCALES)
         self.parameters = tuple(parameters)
         self.scenario = scenario
         self.twin: ProductionLine | None = None
@@ -312,8 +318,9 @@ WEAR_BOUNDS = (0.2, 5.0)
 
 
 def default_fit_parameters(scenario: Scenario) -> list[FitParameter]:
-    """Thermal resistance of every station, thermal capacity of CncMill stations, one shop-floor
-    temperature for every machine, and each machine's wear-rate factor."""
+    """Thermal resistance of every station, thermal capacity and specific cutting energy (the
+    cutting-power coefficient) of CncMill stations, one shop-floor temperature for every
+    machine, and each machine's wear-rate factor."""
     from envs.sync.recording import machine_names
 
     parameters = []
@@ -321,6 +328,7 @@ def default_fit_parameters(scenario: Scenario) -> list[FitParameter]:
         parameters.append(FitParameter(station.name, "thermal_resistance"))
         if station.equipment == "CncMill":
             parameters.append(FitParameter(station.name, "thermal_capacity"))
+            parameters.append(FitParameter(station.name, "specific_cutting_energy"))
     parameters.append(FitParameter("", "ambient_temperature"))
     parameters += [
         FitParameter(m, "wear_rate_factor", WEAR_BOUNDS) for m in machine_names(scenario)

@@ -15,7 +15,7 @@ from scripts import calibrate
 ROOT = Path(__file__).resolve().parents[2]
 PLANT = str(ROOT / "configs" / "plant_example.toml")
 FIT = ["--fit", "machining:thermal_resistance", "--fit", "machining:thermal_capacity"]
-FIT += ["--fit", "*:ambient_temperature"]
+FIT += ["--fit", "machining:specific_cutting_energy", "--fit", "*:ambient_temperature"]
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +31,13 @@ def test_emulator_run_writes_json_and_plots_with_the_true_values(emulator_run):
     payload = json.loads((emulator_run / "calibration.json").read_text())
     assert payload["recording"]["samples"] == 15 and payload["source"]["hours"] == 0.25
     rows = {row["parameter"]: row for row in payload["parameters"]}
-    # plant_example.toml hides R_th = 0.021 K/W (nominal 0.018), C_th = 30000 J/K (27000) and
-    # a shop floor at 23 degC (20); 15 noisy samples pin them down to a few percent
+    # plant_example.toml hides R_th = 0.021 K/W (nominal 0.018), C_th = 30000 J/K (27000), a
+    # cutting energy of 2.2 J/mm3 (2.0) and a shop floor at 23 degC (20); 15 noisy samples pin
+    # them down to a few percent
     expected = {
         "machining.thermal_resistance": (0.018, 0.021),
         "machining.thermal_capacity": (27000.0, 30000.0),
+        "machining.specific_cutting_energy": (2.0, 2.2),
         "*.ambient_temperature": (20.0, 23.0),
     }
     assert list(rows) == list(expected)
