@@ -60,7 +60,10 @@ def test_short_report_calibrates_predicts_and_flags_the_drift(tmp_path, capsys):
 
 def test_help_and_bad_options():
     result = subprocess.run(
-        [sys.executable, "scripts/sync_report.py", "--help"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "scripts/sync_report.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0
     for option in ("--plant", "--window-h", "--horizon-h", "--seeds", "--sync", "--beta", "--out"):
