@@ -120,32 +120,32 @@ def record_plant(plant, hours: float, bar):
 
 
 def make_synchroniser(config: ReportConfig, twin, kind: str):
+    """``none`` (a scored, free-running twin), ``kalman`` or ``nudging`` (gain ``--beta``)."""
     from envs.sync import KalmanFilter, Nudger
 
-    if kind == "none":
-        return Nudger(twin, 0.0)
-    if config.sync == "kalman":
+    if kind == "kalman":
         return KalmanFilter(twin)
-    return Nudger(twin, config.beta)
+    return Nudger(twin, config.beta if kind == "nudging" else 0.0)
 
 
 def predict(calibrator, recording, values, synchroniser_of, window: int):
-    """Twin signals at every sample: synchronised on the first ``window`` samples, then
-    free-running under the recorded setpoints."""
+    """Twin signals at every sample, synchronised on the first ``window`` samples and then
+    free-running under the recorded setpoints; and, for the window, the one-sample-ahead
+    predictions made before each correction."""
     from envs.plant import machine_signals
 
     twin = calibrator.prepare(recording, values)
     synchroniser = synchroniser_of(twin)
-    out = []
+    out, one_step = [], []
     for index, setpoint in enumerate(recording.setpoints):
         if index < window:
             synchroniser.begin()
         twin.advance(*setpoint)
         if index < window:
-            synchroniser.predict()
+            one_step.append(synchroniser.predict())
             synchroniser.correct(recording.samples[index])
         out.append({k: v for m in twin.machines for k, v in machine_signals(m).items()})
-    return out
+    return out, one_step
 
 
 def hybrid(predictions, recording, window: int):
@@ -279,20 +279,23 @@ def run_seed(config, plant_config, bar) -> dict:
         }
         for key, value in result.values.items()
     }
-    runs = {}
+    runs, one_step = {}, {}
     for label, values, sync in (
         ("unsynchronised (nominal, free-running)", nominal, "none"),
-        (f"state sync only ({config.sync})", nominal, config.sync),
+        ("state sync only (nudging)", nominal, "nudging"),
+        ("state sync only (kalman)", nominal, "kalman"),
         ("calibration only", fitted, "none"),
         (f"calibration + {config.sync}", fitted, config.sync),
     ):
-        runs[label] = predict(
+        runs[label], steps = predict(
             calibrator,
             recording,
             values,
             lambda twin, s=sync: make_synchroniser(config, twin, s),
             window,
         )
+        if values is nominal:
+            one_step[sync] = errors(steps, truths[:window], window // 6)
     alphas = {}
     for label in ("nominal", "calibrated"):
         free = runs[
@@ -317,9 +320,16 @@ def run_seed(config, plant_config, bar) -> dict:
         "calibration_rmse": result.rmse,
         "calibration_evaluations": result.evaluations,
         "next_hour": prediction,
+        "one_sample_ahead": one_step,
         "hybrid_alpha": alphas,
         "drift": drift,
-        "_traces": {"runs": runs, "truths": truths, "samples": recording.samples, "window": window},
+        "_traces": {
+            "runs": runs,
+            "truths": truths,
+            "samples": recording.samples,
+            "window": window,
+            "interval_s": recording.sample_interval_s,
+        },
     }
 
 
@@ -395,7 +405,7 @@ def plot_tracking(seed_result: dict, path: Path) -> None:
     plt.close(figure)
 
 
-def summarise(results: list[dict], sync: str) -> dict:
+def summarise(results: list[dict], sync: str, beta: float) -> dict:
     """Means over seeds, and the printed tables."""
     first = results[0]
     calibration = {
@@ -430,6 +440,21 @@ def summarise(results: list[dict], sync: str) -> dict:
             f"{100 * t['nrmse_worst']:5.1f}% {w['rmse']:9.4f} {100 * w['nrmse_mean']:6.2f}% "
             f"{100 * w['nrmse_worst']:5.1f}%"
         )
+    print(
+        f"\nOne sample ({first['_traces']['interval_s']:g} s) ahead during the window, nominal "
+        "twin, after its first sixth (mean over seeds)"
+    )
+    one_step = {}
+    for sync in first["one_sample_ahead"]:
+        one_step[sync] = {
+            kind: float(np.mean([r["one_sample_ahead"][sync][kind]["rmse"] for r in results]))
+            for kind in KINDS
+        }
+        name = {"none": "free-running", "nudging": f"nudging beta {beta}"}.get(sync, sync)
+        print(
+            f"  {name:20s} temperature RMSE {one_step[sync]['temperature']:.3f} K, "
+            f"wear RMSE {one_step[sync]['wear']:.4f}"
+        )
     for label in ("nominal", "calibrated"):
         alphas = [r["hybrid_alpha"][label] for r in results]
         print(f"  hybrid alpha on the {label} twin per seed: {alphas}")
@@ -455,7 +480,12 @@ def summarise(results: list[dict], sync: str) -> dict:
                 "min_trust_before": lowest,
             }
         )
-    return {"calibration_error_pct": calibration, "next_hour": prediction, "drift": drift}
+    return {
+        "calibration_error_pct": calibration,
+        "next_hour": prediction,
+        "one_sample_ahead_rmse": one_step,
+        "drift": drift,
+    }
 
 
 def run(config: ReportConfig, *, progress: bool = True) -> dict:
@@ -486,7 +516,7 @@ def run(config: ReportConfig, *, progress: bool = True) -> dict:
     plot_next_hour(results[0], config.out / "next_hour.png", config.sync)
     if results[0]["drift"]:
         plot_tracking(results[0], config.out / "tracking.png")
-    summary = summarise(results, config.sync)
+    summary = summarise(results, config.sync, config.beta)
     report = {
         "config": {k: str(v) for k, v in dataclasses.asdict(config).items()},
         "summary": summary,
