@@ -148,6 +148,7 @@ class ProductionLine:
         self._bottleneck = self._find_bottleneck()
         self.rng = np.random.default_rng(0)
         self.start_s = 0.0
+        self._forced: dict[int, bool] = {}
 
     def _find_bottleneck(self) -> int:
         capacity = {}
@@ -193,6 +194,7 @@ class ProductionLine:
         self.system.ticks = 0
         self.buffers = [0] * len(self.scenario.stations)
         self.open_orders = self.scenario.demand.initial_backlog
+        self._forced: dict[int, bool] = {}  # machine index -> True: fail, False: back in service
         self.work_in_progress = 0
         self.delivered = 0
         self.scrapped = 0
@@ -256,8 +258,52 @@ class ProductionLine:
         )
         return record, {"failures": interval.failures, "maintenances": interval.maintenances}
 
+    # -- discrete-state synchronisation ---------------------------------------------------
+    def request_failure(self, k: int) -> None:
+        """Machine ``k`` fails at the start of the next tick, as a drawn failure would (a part
+        in it is scrapped; the repair then takes a drawn time): for a twin whose plant reported
+        a failure the twin did not draw. Ignored if the machine is out of service by then."""
+        self._check_machine(k)
+        self._forced[k] = True
+
+    def request_return_to_service(self, k: int) -> None:
+        """Machine ``k``'s repair ends at the start of the next tick (idle, tool or gripper
+        renewed): for a twin whose plant reports the machine running while the twin has it
+        down. Ignored unless the machine is failed or in repair by then."""
+        self._check_machine(k)
+        self._forced[k] = False
+
+    def _check_machine(self, k: int) -> None:
+        if not (isinstance(k, int | np.integer) and 0 <= k < len(self.machines)):
+            raise IndexError(f"machine index {k!r} is not in 0..{len(self.machines) - 1}")
+
+    def _apply_forced(self, interval: _Interval) -> None:
+        for k, fail in self._forced.items():
+            machine = self.machines[k]
+            if fail and machine.state not in OUT_OF_SERVICE:
+                self._fail(machine, interval)
+            elif not fail and machine.state in DOWN_STATES:
+                self._return_to_service(machine)
+        self._forced.clear()
+
+    def _fail(self, machine: Machine, interval: _Interval) -> None:
+        if machine.state is MachineState.BUSY:
+            self._scrap(machine, interval)  # the part in the machine is lost
+        machine.state = MachineState.FAILED
+        machine.timer_s = 0.0
+        interval.failures += 1
+
+    @staticmethod
+    def _return_to_service(machine: Machine) -> None:
+        machine.state = MachineState.IDLE
+        machine.timer_s = 0.0
+        machine.request_wear_reset()
+        machine.hours_since_maintenance = 0.0
+
     # -- one tick ---------------------------------------------------------------------
     def _tick(self, interval: _Interval) -> None:
+        if self._forced:
+            self._apply_forced(interval)
         dt = self.tick_s
         now = self.time_s
         weekday, hour, staffed = self.calendar(now)
@@ -319,11 +365,7 @@ class ProductionLine:
         if powered:
             probability = 1.0 - math.exp(-machine.hazard_per_h * hours)
             if self.rng.random() < probability:
-                if state is MachineState.BUSY:
-                    self._scrap(machine, interval)  # the part in the machine is lost
-                machine.state = MachineState.FAILED
-                machine.timer_s = 0.0
-                interval.failures += 1
+                self._fail(machine, interval)
 
     def _scrap(self, machine: Machine, interval: _Interval) -> None:
         interval.scrap += 1
@@ -391,10 +433,7 @@ class ProductionLine:
         if state in (MachineState.REPAIR, MachineState.MAINTENANCE):
             machine.timer_s -= dt
             if machine.timer_s <= 0:
-                machine.state = MachineState.IDLE
-                machine.timer_s = 0.0
-                machine.request_wear_reset()
-                machine.hours_since_maintenance = 0.0
+                self._return_to_service(machine)
             return
         if state is MachineState.BUSY:
             if not machine.holding:

@@ -7,6 +7,7 @@
   snapshot replays; interchangeable with :class:`Nudger` (``begin``/``predict``/``correct``).
 - :class:`HybridPredictor` — the FECO hybrid R = α·y + (1 − α)·S with a learned y and α chosen
   on validation data.
+- :class:`DiscreteStateSync` — the twin adopts the plant's reported machine failures and repairs.
 - :class:`FidelityMonitor` — NRMSE and bias per signal over a rolling window and a trust
   score in [0, 1].
 - :class:`PageHinkley` — drift detection on residual streams.
@@ -18,6 +19,7 @@ The plant they synchronise to is :class:`envs.plant.Plant`.
 """
 
 from envs.sync.calibration import CalibrationResult, Calibrator, FitParameter, Recording, record
+from envs.sync.discrete import DiscreteStateSync, StateCorrection
 from envs.sync.drift import PageHinkley
 from envs.sync.fidelity import FidelityMonitor, SignalFidelity
 from envs.sync.hybrid import HybridPredictor
@@ -30,6 +32,7 @@ __all__ = [
     "NUDGEABLE",
     "CalibrationResult",
     "Calibrator",
+    "DiscreteStateSync",
     "FidelityMonitor",
     "FitParameter",
     "HybridPredictor",
@@ -38,6 +41,7 @@ __all__ = [
     "PageHinkley",
     "Recording",
     "SignalFidelity",
+    "StateCorrection",
     "StateEditor",
     "StateLayoutError",
     "TrackStep",

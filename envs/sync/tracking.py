@@ -7,7 +7,8 @@ residual of every signal), and then corrects its states toward the measurement, 
 nudging (:class:`Nudger`, the default) or the extended Kalman filter (:class:`KalmanFilter`).
 Both offer ``begin()`` (before the twin advances), ``predict()`` and ``correct(measurement)``.
 Scoring the prediction *before* the nudge is what makes the trust score honest: after a nudge
-the twin sits near the measurement by construction.
+the twin sits near the measurement by construction. With ``follow_states`` the twin also adopts
+the plant's reported failures and repairs (:class:`DiscreteStateSync`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from envs.line import ProductionLine
+from envs.sync.discrete import DiscreteStateSync
 from envs.sync.drift import PageHinkley
 from envs.sync.fidelity import FidelityMonitor
 from envs.sync.kalman import KalmanFilter
@@ -37,6 +39,9 @@ class TrackStep:
     """Trust score after this interval, [0, 1]."""
     drifted: tuple[str, ...]
     """Signals whose Page-Hinkley detector flagged a change at this interval."""
+    state_mismatch: tuple[str, ...] = ()
+    """Machines whose reported state differed from the twin's at the measurement (before the
+    discrete correction, if states are followed)."""
 
 
 class TwinTracker:
@@ -46,7 +51,8 @@ class TwinTracker:
     :class:`KalmanFilter` on the same twin, or ``Nudger(twin, 0.0)`` for a free-running twin
     that is only scored). ``scales`` are the fidelity normalising spans (see
     :class:`FidelityMonitor`); the Page-Hinkley detectors run on residual / scale with
-    ``ph_delta`` and ``ph_threshold`` in those normalised units.
+    ``ph_delta`` and ``ph_threshold`` in those normalised units. ``follow_states``: adopt the
+    plant's reported failures and repairs (needs ``<machine>.state`` in the measurements).
     """
 
     def __init__(
@@ -60,6 +66,7 @@ class TwinTracker:
         tolerance: float = 0.1,
         ph_delta: float = 0.02,
         ph_threshold: float = 0.3,
+        follow_states: bool = True,
     ) -> None:
         self.twin = twin
         if synchroniser is not None and synchroniser.line is not twin:
@@ -68,6 +75,8 @@ class TwinTracker:
         self.monitor = FidelityMonitor(
             scales or {"temperature": 10.0, "wear": 0.25}, window=window, tolerance=tolerance
         )
+        self.discrete = DiscreteStateSync(twin)
+        self.follow_states = follow_states
         self.ph_delta = ph_delta
         self.ph_threshold = ph_threshold
         self.detectors: dict[str, PageHinkley] = {}
@@ -106,10 +115,15 @@ class TwinTracker:
             )
             if detector.update(residuals[name] / scale):
                 drifted.append(name)
+        if self.follow_states:
+            mismatch = self.discrete.correct(measurement).mismatched
+        else:
+            mismatch = self.discrete.mismatched(measurement)
         self.synchroniser.correct(measurement)
         return TrackStep(
             time_s=float(measurement.get("time_s", math.nan)),
             residuals=residuals,
             trust=self.monitor.trust(),
             drifted=tuple(drifted),
+            state_mismatch=mismatch,
         )
