@@ -53,6 +53,7 @@ class ReportConfig:
     sync: str = "kalman"
     beta: float = 0.8
     ph_threshold: float = 0.2
+    twin_seed: int | None = None
     out: Path = REPO / "runs" / "sync_report"
 
 
@@ -89,13 +90,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=default.ph_threshold,
         help="Page-Hinkley threshold on residual / span (smaller: faster, more false alarms)",
     )
+    parser.add_argument(
+        "--twin-seed",
+        type=int,
+        default=None,
+        help="seed of the twin's own discrete events (job arrivals, failures); default: the\n"
+        "plant's, i.e. the twin replays the plant's events (the stand-in for discrete-state\n"
+        "synchronisation). Another value shows what unknown events cost.",
+    )
     parser.add_argument("--out", type=Path, default=default.out, help="output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
-def record_plant(plant, hours: float, bar):
-    """Samples, noise-free truths and setpoints of ``hours`` under nominal setpoints."""
+def record_plant(plant, hours: float, bar, twin_seed: int | None = None):
+    """Samples, noise-free truths and setpoints of ``hours`` under nominal setpoints; the
+    recording carries ``twin_seed`` as the discrete-event seed the twin replays (None: the
+    plant's own)."""
     from envs.sync import Recording
 
     plant.reset()
@@ -111,7 +122,7 @@ def record_plant(plant, hours: float, bar):
         bar.update(1)
     recording = Recording(
         start_s=plant.config.start_h * 3600.0,
-        seed=plant.config.seed,
+        seed=plant.config.seed if twin_seed is None else twin_seed,
         sample_interval_s=plant.config.sample_interval_s,
         samples=tuple(samples),
         setpoints=tuple([setpoint] * len(samples)),
@@ -197,7 +208,7 @@ def track_drift(config, calibrator, parameters_of, plant_config, event, bar):
 
     hours = event.time_h + 1.0
     with Plant(dataclasses.replace(plant_config, drift=(event,))) as plant:
-        recording, _ = record_plant(plant, hours, bar)
+        recording, _ = record_plant(plant, hours, bar, config.twin_seed)
         window = round(config.window_h * 3600.0 / recording.sample_interval_s)
         values = parameters_of(recording, window)
         per = plant.samples_per_decision
@@ -213,7 +224,7 @@ def track_drift(config, calibrator, parameters_of, plant_config, event, bar):
     )
     kind = "wear" if event.target == "wear_rate_factor" else "temperature"
     affected = [m.name for m in twin.machines if not event.machine or m.name == event.machine]
-    trace, healthy, trust_at, flag_at, false_alarms = [], [], None, None, 0
+    trace, healthy, mismatches, trust_at, flag_at, false_alarms = [], [], [], None, None, 0
     first = None
     for j in range(len(recording.samples) // per):
         end = (j + 1) * per - 1
@@ -224,6 +235,7 @@ def track_drift(config, calibrator, parameters_of, plant_config, event, bar):
             false_alarms += bool(step.drifted) or (j >= 3 and step.trust < 0.5)
             if j >= 3:
                 healthy.append(step.trust)
+            mismatches.append(len(step.state_mismatch))
             continue
         first = j if first is None else first
         hit = any(f"{name}.{kind}" in step.drifted for name in affected)
@@ -237,6 +249,7 @@ def track_drift(config, calibrator, parameters_of, plant_config, event, bar):
         "intervals_to_drift_flag": flag_at,
         "false_alarms_before": int(false_alarms),
         "min_trust_before": min(healthy) if healthy else math.nan,
+        "state_mismatches_per_interval_before": float(np.mean(mismatches)) if mismatches else 0.0,
         "trace": trace,
     }
 
@@ -251,7 +264,7 @@ def run_seed(config, plant_config, bar) -> dict:
     with Plant(quiet_config) as plant:
         scenario = plant.nominal_scenario
         parameters = default_fit_parameters(scenario)
-        recording, truths = record_plant(plant, window_h + horizon_h, bar)
+        recording, truths = record_plant(plant, window_h + horizon_h, bar, config.twin_seed)
         names = {p.name for p in parameters}
         values = plant.fmu_values(names)  # no drift: the same at the start and the end
         state = {"start": values, "end": values}
@@ -465,11 +478,15 @@ def summarise(results: list[dict], sync: str, beta: float) -> dict:
         flags = [r["drift"][index]["intervals_to_drift_flag"] for r in results]
         alarms = [r["drift"][index]["false_alarms_before"] for r in results]
         lowest = min(r["drift"][index]["min_trust_before"] for r in results)
+        mismatch = np.mean(
+            [r["drift"][index]["state_mismatches_per_interval_before"] for r in results]
+        )
         event = item["event"]
         name = f"{event['target']} {event['operation']} {event['value']} {event['machine'] or '*'}"
         print(
             f"  {name:40s} trust < 1/2 after {trust}, Page-Hinkley after {flags}; "
-            f"before it ({event['time_h']} h): false alarms {alarms}, lowest trust {lowest:.2f}"
+            f"before it ({event['time_h']} h): false alarms {alarms}, lowest trust {lowest:.2f}, "
+            f"machines in another state than the plant's {mismatch:.2f} per interval"
         )
         drift.append(
             {
@@ -478,6 +495,7 @@ def summarise(results: list[dict], sync: str, beta: float) -> dict:
                 "flag": flags,
                 "false_alarms": alarms,
                 "min_trust_before": lowest,
+                "state_mismatches_per_interval_before": float(mismatch),
             }
         )
     return {
@@ -539,6 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         sync=args.sync,
         beta=args.beta,
         ph_threshold=args.ph_threshold,
+        twin_seed=args.twin_seed,
         out=args.out,
     )
     try:

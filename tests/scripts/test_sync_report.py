@@ -66,7 +66,7 @@ def test_help_and_bad_options():
         text=True,
     )
     assert result.returncode == 0
-    for option in ("--plant", "--window-h", "--horizon-h", "--seeds", "--sync", "--beta", "--out"):
+    for option in ("--plant", "--window-h", "--horizon-h", "--seeds", "--sync", "--twin-seed"):
         assert option in result.stdout
     assert sync_report.main(["--beta", "2", "--quiet"]) == 2
     assert sync_report.main(["--plant", str(ROOT / "nothing.toml"), "--quiet"]) == 2
