@@ -104,29 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def record_plant(plant, hours: float, bar, twin_seed: int | None = None):
-    """Samples, noise-free truths and setpoints of ``hours`` under nominal setpoints; the
-    recording carries ``twin_seed`` as the discrete-event seed the twin replays (None: the
-    plant's own)."""
-    from envs.sync import Recording
+    """A recording of ``hours`` under nominal setpoints and the plant's noise-free signals at
+    the same instants; the recording carries ``twin_seed`` as the discrete-event seed the twin
+    replays (None: the plant's own)."""
+    from envs.sync import record
 
-    plant.reset()
-    n = len(plant.machine_names)
-    setpoint = (np.ones(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
-    samples, truths = [], []
-    intervals = round(hours * 3600.0 / plant.decision_interval_s)
-    for _ in range(intervals):
-        plant.apply(speed_factors=setpoint[0], maintenance=setpoint[1], standby=setpoint[2])
-        plant.advance()
-        samples += plant.samples
-        truths += plant.true_samples
+    truths = []
+
+    def collect() -> None:
+        truths.extend(plant.true_samples)
         bar.update(1)
-    recording = Recording(
-        start_s=plant.config.start_h * 3600.0,
-        seed=plant.config.seed if twin_seed is None else twin_seed,
-        sample_interval_s=plant.config.sample_interval_s,
-        samples=tuple(samples),
-        setpoints=tuple([setpoint] * len(samples)),
+
+    recording = record(
+        plant, round(hours * 3600.0 / plant.decision_interval_s), on_interval=collect
     )
+    if twin_seed is not None:
+        recording = dataclasses.replace(recording, seed=twin_seed)
     return recording, truths
 
 
