@@ -124,8 +124,7 @@ class HybridPredictor:
         if not self.models:
             raise RuntimeError("call fit() before predicting")
         return {
-            signal: model(_features(simulated, signal))
-            for signal, model in self.models.items()
+            signal: model(_features(simulated, signal)) for signal, model in self.models.items()
         }
 
     def predict(
