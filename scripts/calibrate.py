@@ -51,6 +51,8 @@ class CalibrateConfig:
     """``TARGET:NAME[=LOW..HIGH]`` specs; empty: the library's ``default_fit_parameters``."""
     max_evaluations: int = 200
     """Bound on the optimiser's iterations (see Calibrator.fit)."""
+    warm_start: Path | None = None
+    """A previous calibration.json: its fitted values start the fit (same keys; others nominal)."""
     out: Path = Path("runs/calibrate")
     """Folder for calibration.json and the plots."""
     plot_machines: tuple[str, ...] = ()
@@ -254,6 +256,26 @@ def write_json(path: Path, payload: dict) -> Path:
     return path
 
 
+def warm_start(path: Path | None, parameters, nominal) -> list[float] | None:
+    """Start values from a previous ``calibration.json`` (its ``fitted`` per parameter key);
+    parameters it lacks start from ``nominal``. None without a file."""
+    if path is None:
+        return None
+    try:
+        rows = json.loads(Path(path).read_text())["parameters"]
+        previous = {row["parameter"]: float(row["fitted"]) for row in rows}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(
+            f"--warm-start {path}: not a calibration.json written by this script ({error!r})"
+        ) from None
+    if not any(p.key in previous for p in parameters):
+        raise ValueError(
+            f"--warm-start {path}: none of its parameters ({', '.join(sorted(previous))}) is "
+            "fitted now; check --fit"
+        )
+    return [previous.get(p.key, float(n)) for p, n in zip(parameters, nominal, strict=True)]
+
+
 def run(config: CalibrateConfig) -> dict:
     """Record or load, calibrate, report, plot; returns the calibration.json payload."""
     import numpy as np
@@ -310,10 +332,12 @@ def run(config: CalibrateConfig) -> dict:
         nominal = calibrator.nominal(recording)
         before = calibrator.simulate(recording, nominal)
         rmse_nominal = float(np.sqrt(np.mean(calibrator.residuals(recording, nominal) ** 2)))
+        start = warm_start(config.warm_start, parameters, nominal)
         started = time.perf_counter()
         with tqdm(desc="fitting", unit="sim", disable=not config.progress) as bar:
             result = calibrator.fit(
                 recording,
+                x0=start,
                 max_evaluations=config.max_evaluations,
                 on_evaluation=lambda: bar.update(1),
             )
@@ -387,6 +411,7 @@ def run(config: CalibrateConfig) -> dict:
         "parameters": rows,
         "fit": {
             "success": result.success,
+            "warm_start": str(config.warm_start) if config.warm_start else None,
             "evaluations": result.evaluations,
             "seconds": seconds,
             "normalised_rmse": {"nominal": rmse_nominal, "calibrated": result.rmse},
@@ -476,6 +501,13 @@ def build_parser() -> argparse.ArgumentParser:
         f"re-simulation per parameter (default {defaults.max_evaluations})",
     )
     parser.add_argument(
+        "--warm-start",
+        type=Path,
+        metavar="JSON",
+        help="start the fit from a previous calibration.json's fitted values (re-calibrating a\n"
+        "new window after a change: fewer re-simulations); parameters it lacks start nominal",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=defaults.out,
@@ -511,6 +543,7 @@ def parse_args(argv: list[str] | None = None) -> CalibrateConfig:
         save_recording=args.save_recording,
         fit=tuple(args.fit or ()),
         max_evaluations=args.max_evaluations,
+        warm_start=args.warm_start,
         out=args.out,
         plot_machines=tuple(args.plot_machine or ()),
         progress=not args.quiet,

@@ -72,6 +72,22 @@ def test_saved_recording_gives_the_same_fit_without_truth(emulator_run, tmp_path
     assert again["source"] == {"data": str(emulator_run / "window.parquet")}
 
 
+def test_warm_start_from_a_previous_fit_needs_fewer_simulations(emulator_run, tmp_path):
+    previous = emulator_run / "calibration.json"
+    argv = ["--data", str(emulator_run / "window.parquet"), *FIT, "--quiet"]
+    assert calibrate.main([*argv, "--out", str(tmp_path), "--warm-start", str(previous)]) == 0
+    warm = json.loads((tmp_path / "calibration.json").read_text())
+    cold = json.loads(previous.read_text())
+    assert warm["fit"]["warm_start"] == str(previous)
+    assert warm["fit"]["evaluations"] < cold["fit"]["evaluations"]
+    for a, b in zip(cold["parameters"], warm["parameters"], strict=True):
+        assert b["fitted"] == pytest.approx(a["fitted"], rel=1e-3)
+    assert calibrate.main([*argv, "--out", str(tmp_path), "--warm-start", str(ROOT)]) == 2
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"parameters": [{"parameter": "x.y", "fitted": 1.0}]}))
+    assert calibrate.main([*argv, "--out", str(tmp_path), "--warm-start", str(other)]) == 2
+
+
 def test_bad_input_exits_2_with_a_clear_message(emulator_run, tmp_path, capsys):
     bad = tmp_path / "plant.csv"
     bad.write_text("time_s,machining-1.temperature\n60,21.0\n")
@@ -106,7 +122,7 @@ def test_help_explains_every_option_and_a_bad_file_gives_no_traceback(tmp_path):
         check=True,
     )
     options = ("--plant", "--data", "--hours", "--excite", "--save-recording", "--fit")
-    options += ("--max-evaluations", "--out", "--plot-machine", "--quiet")
+    options += ("--max-evaluations", "--warm-start", "--out", "--plot-machine", "--quiet")
     for option in options:
         assert option in result.stdout
     assert result.stdout.count("help") >= 1 and "TARGET:NAME" in result.stdout
