@@ -40,8 +40,6 @@ if str(REPO) not in sys.path:
 import numpy as np  # noqa: E402
 
 KINDS = ("temperature", "wear")
-SCALES = {"temperature": 10.0, "wear": 0.15}
-"""Fidelity spans of the tracker (trust ½ at NRMSE = tolerance 0.1 of these)."""
 
 
 @dataclass(frozen=True)
@@ -209,10 +207,6 @@ def track_drift(config, calibrator, parameters_of, plant_config, event, bar):
     tracker = TwinTracker(
         twin,
         synchroniser=make_synchroniser(config, twin, config.sync),
-        scales=SCALES,
-        window=4,
-        tolerance=0.1,
-        ph_delta=0.02,
         ph_threshold=config.ph_threshold,
     )
     kind = "wear" if event.target == "wear_rate_factor" else "temperature"

@@ -44,10 +44,18 @@ class TrackStep:
     discrete correction, if states are followed)."""
 
 
+TRACKING_SCALES = {"temperature": 10.0, "wear": 0.15}
+"""Fidelity spans per signal kind (degC; fraction of the wear limit) for a twin tracked once
+per 5-minute decision interval: with tolerance 0.1, trust is ½ at an RMS miss of 1 K or 0.015
+of the wear limit per interval (a doubled mill wear rate adds ~0.025)."""
+
+
 class TwinTracker:
     """Runs a twin :class:`ProductionLine` alongside a plant and keeps it synchronised.
 
-    ``synchroniser`` corrects the twin's states (default: ``Nudger(twin, beta)``; pass a
+    The defaults are the settings measured in ``scripts/sync_report.py`` (README: drift flagged
+    within 2–3 intervals, no false alarm in 2–3 healthy hours). ``synchroniser`` corrects the
+    twin's states (default: ``Nudger(twin, beta)``; pass a
     :class:`KalmanFilter` on the same twin, or ``Nudger(twin, 0.0)`` for a free-running twin
     that is only scored). ``scales`` are the fidelity normalising spans (see
     :class:`FidelityMonitor`); the Page-Hinkley detectors run on residual / scale with
@@ -62,10 +70,10 @@ class TwinTracker:
         beta: float | Mapping[str, float] = 0.5,
         synchroniser: Nudger | KalmanFilter | None = None,
         scales: Mapping[str, float] | None = None,
-        window: int = 6,
+        window: int = 4,
         tolerance: float = 0.1,
         ph_delta: float = 0.02,
-        ph_threshold: float = 0.3,
+        ph_threshold: float = 0.2,
         follow_states: bool = True,
     ) -> None:
         self.twin = twin
@@ -73,7 +81,7 @@ class TwinTracker:
             raise ValueError("the synchroniser must be built on the tracked twin line")
         self.synchroniser = synchroniser if synchroniser is not None else Nudger(twin, beta)
         self.monitor = FidelityMonitor(
-            scales or {"temperature": 10.0, "wear": 0.25}, window=window, tolerance=tolerance
+            scales or TRACKING_SCALES, window=window, tolerance=tolerance
         )
         self.discrete = DiscreteStateSync(twin)
         self.follow_states = follow_states
