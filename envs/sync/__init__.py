@@ -5,6 +5,8 @@
   for why outputs cannot simply be set).
 - :class:`KalmanFilter` — an extended Kalman filter on the same states, its Jacobian from FMU
   snapshot replays; interchangeable with :class:`Nudger` (``begin``/``predict``/``correct``).
+- :class:`StateReplay` — machines follow a recording's reported states (calibrating data whose
+  discrete events no seed reproduces).
 - :class:`HybridPredictor` — the FECO hybrid R = α·y + (1 − α)·S with a learned y and α chosen
   on validation data.
 - :class:`DiscreteStateSync` — the twin adopts the plant's reported machine failures and repairs.
@@ -25,6 +27,7 @@ from envs.sync.fidelity import FidelityMonitor, SignalFidelity
 from envs.sync.hybrid import HybridPredictor
 from envs.sync.kalman import KalmanFilter
 from envs.sync.nudging import NUDGEABLE, Nudger
+from envs.sync.replay import StateReplay
 from envs.sync.state import StateEditor, StateLayoutError
 from envs.sync.tracking import TrackStep, TwinTracker
 
@@ -44,6 +47,7 @@ __all__ = [
     "StateCorrection",
     "StateEditor",
     "StateLayoutError",
+    "StateReplay",
     "TrackStep",
     "TwinTracker",
     "record",

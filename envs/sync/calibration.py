@@ -29,6 +29,7 @@ import numpy as np
 from envs.line import ProductionLine
 from envs.plant import Plant, machine_signals
 from envs.scenario import Scenario
+from envs.sync.replay import StateReplay
 
 
 @dataclass(frozen=True)
@@ -131,11 +132,17 @@ every kind weighs in; power is sampled at an instant, so cutting/handling swings
 noisier than its 0.1 kW sensor noise."""
 
 
+REPLAYS = ("events", "states")
+
+
 class Calibrator:
     """Fits :class:`FitParameter` values of a twin scenario to a :class:`Recording`.
 
     ``scales`` normalise each signal kind's residuals (signal unit); kinds without a scale are
-    not fitted against (default: :data:`DEFAULT_SCALES`).
+    not fitted against (default: :data:`DEFAULT_SCALES`). ``replay`` says how the twin re-lives
+    the window's discrete events: ``"events"`` replays the recording's discrete-event seed (an
+    emulated plant's; exact), ``"states"`` makes the machines follow the recorded states
+    (:class:`envs.sync.replay.StateReplay`; for real data, whose events no seed reproduces).
     """
 
     def __init__(
@@ -144,9 +151,13 @@ class Calibrator:
         parameters: Sequence[FitParameter],
         *,
         scales: Mapping[str, float] | None = None,
+        replay: str = "events",
     ) -> None:
         if not parameters:
             raise ValueError("give at least one FitParameter to calibrate")
+        if replay not in REPLAYS:
+            raise ValueError(f"replay must be one of {REPLAYS}, not {replay!r}")
+        self.replay = replay
         self.scales = dict(scales or DEFAULT_SCALES)
         self.parameters = tuple(parameters)
         self.scenario = scenario
@@ -226,9 +237,13 @@ class Calibrator:
         """Replay the window with the given parameter values; the twin's signals per sample."""
         twin = self.prepare(recording, values)
         self.evaluations += 1
+        states = StateReplay(twin, recording) if self.replay == "states" else None
         predictions = []
-        for speed, maintenance, standby in recording.setpoints:
-            twin.advance(speed, maintenance, standby)
+        for index, (speed, maintenance, standby) in enumerate(recording.setpoints):
+            if states is not None:
+                states.advance(index)
+            else:
+                twin.advance(speed, maintenance, standby)
             values_now: dict[str, float] = {}
             for machine in twin.machines:
                 values_now.update(machine_signals(machine))
