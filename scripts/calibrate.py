@@ -51,6 +51,8 @@ class CalibrateConfig:
     """``TARGET:NAME[=LOW..HIGH]`` specs; empty: the library's ``default_fit_parameters``."""
     max_evaluations: int = 200
     """Bound on the optimiser's iterations (see Calibrator.fit)."""
+    replay: str = "events"
+    """How the twin re-lives the window: "events" (the recording's seed) or "states"."""
     warm_start: Path | None = None
     """A previous calibration.json: its fitted values start the fit (same keys; others nominal)."""
     out: Path = Path("runs/calibrate")
@@ -327,7 +329,7 @@ def run(config: CalibrateConfig) -> dict:
         f"samples ({hours:g} h every {recording.sample_interval_s:g} s, seed {recording.seed})"
     )
 
-    calibrator = Calibrator(scenario, parameters)
+    calibrator = Calibrator(scenario, parameters, replay=config.replay)
     try:
         nominal = calibrator.nominal(recording)
         before = calibrator.simulate(recording, nominal)
@@ -411,6 +413,7 @@ def run(config: CalibrateConfig) -> dict:
         "parameters": rows,
         "fit": {
             "success": result.success,
+            "replay": config.replay,
             "warm_start": str(config.warm_start) if config.warm_start else None,
             "evaluations": result.evaluations,
             "seconds": seconds,
@@ -501,6 +504,16 @@ def build_parser() -> argparse.ArgumentParser:
         f"re-simulation per parameter (default {defaults.max_evaluations})",
     )
     parser.add_argument(
+        "--replay",
+        choices=("events", "states"),
+        default=defaults.replay,
+        help="how the twin re-lives the window: 'events' replays the recording's discrete-event\n"
+        "seed (exact for emulator data); 'states' makes each machine follow the recorded\n"
+        "<machine>.state (mills' cutting phase from their power): use it for real plant data,\n"
+        "whose events no seed reproduces; most accurate when sampled every tick (30 s)\n"
+        f"(default {defaults.replay})",
+    )
+    parser.add_argument(
         "--warm-start",
         type=Path,
         metavar="JSON",
@@ -543,6 +556,7 @@ def parse_args(argv: list[str] | None = None) -> CalibrateConfig:
         save_recording=args.save_recording,
         fit=tuple(args.fit or ()),
         max_evaluations=args.max_evaluations,
+        replay=args.replay,
         warm_start=args.warm_start,
         out=args.out,
         plot_machines=tuple(args.plot_machine or ()),

@@ -72,6 +72,18 @@ def test_saved_recording_gives_the_same_fit_without_truth(emulator_run, tmp_path
     assert again["source"] == {"data": str(emulator_run / "window.parquet")}
 
 
+def test_state_replay_fits_the_saved_recording_without_its_seed(emulator_run, tmp_path):
+    argv = ["--data", str(emulator_run / "window.parquet"), *FIT, "--replay", "states"]
+    assert calibrate.main([*argv, "--quiet", "--out", str(tmp_path)]) == 0
+    payload = json.loads((tmp_path / "calibration.json").read_text())
+    assert payload["fit"]["replay"] == "states"
+    rows = {row["parameter"]: row["fitted"] for row in payload["parameters"]}
+    # 15 one-minute samples, state changes placed mid-interval: within 5 % of the truth
+    assert rows["machining.thermal_resistance"] == pytest.approx(0.021, rel=0.05)
+    assert rows["machining.specific_cutting_energy"] == pytest.approx(2.2, rel=0.05)
+    assert rows["*.ambient_temperature"] == pytest.approx(23.0, rel=0.05)
+
+
 def test_warm_start_from_a_previous_fit_needs_fewer_simulations(emulator_run, tmp_path):
     previous = emulator_run / "calibration.json"
     argv = ["--data", str(emulator_run / "window.parquet"), *FIT, "--quiet"]
@@ -122,7 +134,7 @@ def test_help_explains_every_option_and_a_bad_file_gives_no_traceback(tmp_path):
         check=True,
     )
     options = ("--plant", "--data", "--hours", "--excite", "--save-recording", "--fit")
-    options += ("--max-evaluations", "--warm-start", "--out", "--plot-machine", "--quiet")
+    options += ("--max-evaluations", "--replay", "--warm-start", "--out", "--plot-machine")
     for option in options:
         assert option in result.stdout
     assert result.stdout.count("help") >= 1 and "TARGET:NAME" in result.stdout
