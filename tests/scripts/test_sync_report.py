@@ -43,6 +43,9 @@ def test_short_report_calibrates_predicts_and_flags_the_drift(tmp_path, capsys):
     assert errors["machining.thermal_resistance"] < 5.0
     assert errors["*.ambient_temperature"] < 5.0
     assert errors["machining.thermal_capacity"] < 5.0  # not hidden: stays near nominal
+    by_states = summary["calibration_error_pct_state_replay"]  # no event seed used
+    assert by_states["machining.thermal_resistance"] < 5.0
+    assert by_states["*.ambient_temperature"] < 5.0
     prediction = summary["next_hour"]
     free = prediction["unsynchronised (nominal, free-running)"]["temperature"]["nrmse_mean"]
     synced = prediction["calibration + kalman"]["temperature"]["nrmse_mean"]
@@ -66,7 +69,9 @@ def test_help_and_bad_options():
         text=True,
     )
     assert result.returncode == 0
-    for option in ("--plant", "--window-h", "--horizon-h", "--seeds", "--sync", "--twin-seed"):
+    options = ("--plant", "--window-h", "--horizon-h", "--seeds", "--sync", "--twin-seed")
+    for option in (*options, "--sample-interval-s", "--ph-threshold", "--beta", "--out"):
         assert option in result.stdout
     assert sync_report.main(["--beta", "2", "--quiet"]) == 2
     assert sync_report.main(["--plant", str(ROOT / "nothing.toml"), "--quiet"]) == 2
+    assert sync_report.main(["--sample-interval-s", "45", "--quiet"]) == 2
