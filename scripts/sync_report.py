@@ -53,6 +53,7 @@ class ReportConfig:
     ph_threshold: float = 0.2
     twin_seed: int | None = None
     sample_interval_s: float | None = None
+    tracking: str = "events"
     out: Path = REPO / "runs" / "sync_report"
 
 
@@ -97,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
         "the 300 s decision interval); default: the plant config's",
     )
     parser.add_argument(
+        "--tracking",
+        choices=("events", "states"),
+        default="events",
+        help="how the tracked twin re-lives the plant's discrete events: 'events' runs its own\n"
+        "(seeded by --twin-seed) and adopts reported failures; 'states' makes its machines\n"
+        "follow every reported state (calibrated by state replay too): no seed needed",
+    )
+    parser.add_argument(
         "--twin-seed",
         type=int,
         default=None,
@@ -127,6 +136,13 @@ def record_plant(plant, hours: float, bar, twin_seed: int | None = None):
     if twin_seed is not None:
         recording = dataclasses.replace(recording, seed=twin_seed)
     return recording, truths
+
+
+def head(recording, samples: int):
+    """The first ``samples`` samples of a recording (and their setpoints)."""
+    return dataclasses.replace(
+        recording, samples=recording.samples[:samples], setpoints=recording.setpoints[:samples]
+    )
 
 
 def make_synchroniser(config: ReportConfig, twin, kind: str):
@@ -203,7 +219,7 @@ def track_drift(config, calibrator, parameters_of, plant_config, event, bar):
     to the first Page-Hinkley flag of an affected signal (1 = the interval the drift starts in),
     false alarms before the event, and the trust trace."""
     from envs.plant import Plant
-    from envs.sync import TwinTracker
+    from envs.sync import StateReplay, TwinTracker
 
     hours = event.time_h + 1.0
     with Plant(dataclasses.replace(plant_config, drift=(event,))) as plant:
@@ -212,10 +228,14 @@ def track_drift(config, calibrator, parameters_of, plant_config, event, bar):
         values = parameters_of(recording, window)
         per = plant.samples_per_decision
     twin = calibrator.prepare(recording, values)
+    replay = None
+    if config.tracking == "states":  # cutting-power thresholds from the calibration window
+        replay = StateReplay(twin, head(recording, window))
     tracker = TwinTracker(
         twin,
         synchroniser=make_synchroniser(config, twin, config.sync),
         ph_threshold=config.ph_threshold,
+        replay=replay,
     )
     kind = "wear" if event.target == "wear_rate_factor" else "temperature"
     affected = [m.name for m in twin.machines if not event.machine or m.name == event.machine]
@@ -223,7 +243,11 @@ def track_drift(config, calibrator, parameters_of, plant_config, event, bar):
     first = None
     for j in range(len(recording.samples) // per):
         end = (j + 1) * per - 1
-        step = tracker.step(recording.samples[end], *recording.setpoints[end], substeps=per)
+        if replay is not None:
+            interval = recording.samples[j * per : end + 1]
+            step = tracker.step(recording.samples[end], *recording.setpoints[end], samples=interval)
+        else:
+            step = tracker.step(recording.samples[end], *recording.setpoints[end], substeps=per)
         time_h = recording.samples[end]["time_s"] / 3600.0
         trace.append({"time_h": time_h, "trust": step.trust, "flags": list(step.drifted)})
         if time_h < event.time_h:
@@ -266,20 +290,9 @@ def run_seed(config, plant_config, bar) -> dict:
         truth = {p.key: true_value(p, state, scenario)[0] for p in parameters}
     window = round(window_h * 3600.0 / recording.sample_interval_s)
     calibrator = Calibrator(scenario, parameters)
-
-    def fit(rec, samples):
-        part = dataclasses.replace(
-            rec, samples=rec.samples[:samples], setpoints=rec.setpoints[:samples]
-        )
-        return calibrator.fit(part)
-
-    result = fit(recording, window)
     by_states = Calibrator(scenario, parameters, replay="states")
-    window_only = dataclasses.replace(
-        recording, samples=recording.samples[:window], setpoints=recording.setpoints[:window]
-    )
-    states_result = by_states.fit(window_only)
-    by_states.close()
+    result = calibrator.fit(head(recording, window))
+    states_result = by_states.fit(head(recording, window))
     bar.update(1)
     nominal, fitted = calibrator.nominal(recording), list(result.values.values())
     calibration = {
@@ -324,7 +337,8 @@ def run_seed(config, plant_config, bar) -> dict:
     prediction = {label: errors(p, truths, window) for label, p in runs.items()}
 
     def parameters_of(rec, samples):
-        return list(fit(rec, samples).values.values())
+        chosen = by_states if config.tracking == "states" else calibrator
+        return list(chosen.fit(head(rec, samples)).values.values())
 
     drift = [
         track_drift(config, calibrator, parameters_of, plant_config, event, bar)
@@ -332,6 +346,7 @@ def run_seed(config, plant_config, bar) -> dict:
         if event.time_h >= window_h
     ]
     calibrator.close()
+    by_states.close()
     return {
         "seed": plant_config.seed,
         "calibration": calibration,
@@ -576,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         ph_threshold=args.ph_threshold,
         twin_seed=args.twin_seed,
         sample_interval_s=args.sample_interval_s,
+        tracking=args.tracking,
         out=args.out,
     )
     try:

@@ -24,6 +24,7 @@ physics. Use it for re-simulating a recorded window (:class:`envs.sync.Calibrato
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -70,17 +71,34 @@ class StateReplay:
         setpoints (call with index 0, 1, 2, ... in order)."""
         samples = self.recording.samples
         before = samples[index - 1] if index > 0 else samples[index]
-        after = samples[index]
-        speed = self.recording.setpoints[index][0]
+        self.step(before, samples[index], self.recording.setpoints[index][0])
+
+    def step(self, before: Mapping[str, float], after: Mapping[str, float], speed_factors) -> None:
+        """Run one sample interval live: ``before`` and ``after`` are the samples at its start
+        and end (both need every machine's ``state``), ``speed_factors`` the setpoints in
+        force. Raises ``ValueError`` (nothing advanced) on a missing or invalid state."""
+        for sample in (before, after):
+            for machine in self.line.machines:
+                code = sample.get(f"{machine.name}.state", math.nan)
+                if not (
+                    isinstance(code, int | float)
+                    and math.isfinite(code)
+                    and int(code) in MachineState._value2member_map_
+                    and code == int(code)
+                ):
+                    raise ValueError(
+                        f"{machine.name}.state = {code!r}: replaying states needs a valid "
+                        "state code of every machine in every sample"
+                    )
         for tick in range(self.ticks):
             source = before if tick < self.ticks // 2 else after
             for k, machine in enumerate(self.line.machines):
-                self._follow(machine, source, float(speed[k]))
+                self._follow(machine, source, float(speed_factors[k]))
             self.line.system.step(str(self.line.tick_s))
             for machine in self.line.machines:
                 machine.pull_outputs()
 
-    def _follow(self, machine: Machine, sample: dict[str, float], speed: float) -> None:
+    def _follow(self, machine: Machine, sample: Mapping[str, float], speed: float) -> None:
         state = MachineState(int(sample[f"{machine.name}.state"]))
         if machine.state in OUT_OF_SERVICE and state not in OUT_OF_SERVICE:
             machine.request_wear_reset()  # back from repair or maintenance: tool renewed

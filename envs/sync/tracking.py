@@ -14,7 +14,7 @@ the plant's reported failures and repairs (:class:`DiscreteStateSync`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +25,7 @@ from envs.sync.drift import PageHinkley
 from envs.sync.fidelity import FidelityMonitor
 from envs.sync.kalman import KalmanFilter
 from envs.sync.nudging import Nudger
+from envs.sync.replay import StateReplay
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class TwinTracker:
     :class:`FidelityMonitor`); the Page-Hinkley detectors run on residual / scale with
     ``ph_delta`` and ``ph_threshold`` in those normalised units. ``follow_states``: adopt the
     plant's reported failures and repairs (needs ``<machine>.state`` in the measurements).
+    ``replay``: a :class:`StateReplay` on the twin; the twin's machines then follow every
+    reported state instead of running the twin's own discrete events (a twin of a plant whose
+    orders and failures it cannot know), and :meth:`step` takes the interval's ``samples``.
     """
 
     def __init__(
@@ -75,8 +79,13 @@ class TwinTracker:
         ph_delta: float = 0.02,
         ph_threshold: float = 0.2,
         follow_states: bool = True,
+        replay: StateReplay | None = None,
     ) -> None:
         self.twin = twin
+        if replay is not None and replay.line is not twin:
+            raise ValueError("the state replay must be built on the tracked twin line")
+        self.replay = replay
+        self._previous: Mapping[str, float] | None = None
         if synchroniser is not None and synchroniser.line is not twin:
             raise ValueError("the synchroniser must be built on the tracked twin line")
         self.synchroniser = synchroniser if synchroniser is not None else Nudger(twin, beta)
@@ -97,17 +106,29 @@ class TwinTracker:
         standby: np.ndarray,
         *,
         substeps: int = 1,
+        samples: Sequence[Mapping[str, float]] | None = None,
     ) -> TrackStep:
         """Advance the twin one decision interval under the plant's setpoints, score its
         prediction against ``measurement`` (taken at the end of the same interval), correct.
         ``substeps`` > 1 advances the twin that many of its own intervals first (a twin that
-        steps per sample, tracked once per decision interval)."""
+        steps per sample, tracked once per decision interval). With a ``replay`` the twin
+        instead follows ``samples`` (every sample of the interval, ``measurement`` last;
+        default: ``[measurement]``) one sample interval each."""
         if not (isinstance(substeps, int) and substeps >= 1):
             raise ValueError(f"substeps must be a whole number >= 1, not {substeps!r}")
-        self.synchroniser.begin()
-        self.twin.advance(speed_factors, maintenance, standby)
-        for _ in range(substeps - 1):  # a maintenance request acts once, at the start
-            self.twin.advance(speed_factors, np.zeros_like(maintenance), standby)
+        if self.replay is not None:
+            samples = list(samples) if samples else [measurement]
+            if samples[-1] is not measurement and samples[-1] != measurement:
+                raise ValueError("samples must end with the measurement being scored")
+            self.synchroniser.begin()
+            for sample in samples:
+                self.replay.step(self._previous or sample, sample, speed_factors)
+                self._previous = sample
+        else:
+            self.synchroniser.begin()
+            self.twin.advance(speed_factors, maintenance, standby)
+            for _ in range(substeps - 1):  # a maintenance request acts once, at the start
+                self.twin.advance(speed_factors, np.zeros_like(maintenance), standby)
         predicted = self.synchroniser.predict()
         self.monitor.update(measurement, predicted)
         residuals: dict[str, float] = {}
@@ -123,7 +144,9 @@ class TwinTracker:
             )
             if detector.update(residuals[name] / scale):
                 drifted.append(name)
-        if self.follow_states:
+        if self.replay is not None:
+            mismatch = ()  # the machines are in the reported states by construction
+        elif self.follow_states:
             mismatch = self.discrete.correct(measurement).mismatched
         else:
             mismatch = self.discrete.mismatched(measurement)

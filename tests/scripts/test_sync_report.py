@@ -70,7 +70,7 @@ def test_help_and_bad_options():
     )
     assert result.returncode == 0
     options = ("--plant", "--window-h", "--horizon-h", "--seeds", "--sync", "--twin-seed")
-    for option in (*options, "--sample-interval-s", "--ph-threshold", "--beta", "--out"):
+    for option in (*options, "--sample-interval-s", "--tracking", "--ph-threshold", "--out"):
         assert option in result.stdout
     assert sync_report.main(["--beta", "2", "--quiet"]) == 2
     assert sync_report.main(["--plant", str(ROOT / "nothing.toml"), "--quiet"]) == 2
