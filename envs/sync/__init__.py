@@ -17,7 +17,8 @@
   of plant data, by twin re-simulation (SciPy), with standard errors.
 - :class:`TwinTracker` — the loop: advance the twin, score its prediction, detect, nudge.
 
-The plant they synchronise to is :class:`envs.plant.Plant`.
+The plant they synchronise to is :class:`envs.plant.Plant`; :mod:`envs.sync.benchmark` measures
+how well all of it works (``scripts/sync_report.py``).
 """
 
 from envs.sync.calibration import CalibrationResult, Calibrator, FitParameter, Recording, record
