@@ -155,15 +155,80 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], *, source: str = "<confi
     return _build(cls, data, source)
 
 
-def load_toml(cls: type[T], path: str | Path) -> T:
-    """Read a TOML file into ``cls``; every error names the file."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or bad TOML is a :class:`ConfigError` naming the file."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from error
-    return from_mapping(cls, data, source=str(path))
+
+
+def load_toml(cls: type[T], path: str | Path) -> T:
+    """Read a TOML file into ``cls``; every error names the file."""
+    return from_mapping(cls, read_toml(path), source=str(path))
+
+
+def merge_tables(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated with ``overrides``, nested tables merged key by key (a list or a value
+    in ``overrides`` replaces the one in ``base``)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_tables(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    base: Mapping[str, Any] | None = None,
+) -> T:
+    """The one way a script builds its configuration: ``cls``'s defaults, then ``base`` (a
+    caller's defaults), then the TOML file at ``path`` (optional), then ``overrides`` (the
+    command-line options the user gave, as a nested mapping; leave out options not given),
+    validated together. Errors name the file, or the command line, and the key."""
+    data: dict[str, Any] = dict(base or {})
+    source = "command line"
+    if path is not None:
+        data = merge_tables(data, read_toml(path))
+        source = f"{path} (with command-line options)" if overrides else str(path)
+    return from_mapping(cls, merge_tables(data, overrides or {}), source=source)
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as plain TOML-ready data (tuples as lists; ``None`` values left out,
+    since TOML has no null)."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {
+                f.name: plain(getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if getattr(value, f.name) is not None
+            }
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, Mapping):
+            return {str(k): plain(v) for k, v in value.items() if v is not None}
+        return value
+
+    return plain(config)
+
+
+def write_toml(config: Any, path: str | Path) -> Path:
+    """Write a config dataclass (or a mapping) as TOML, atomically; ``load_toml`` reads it back
+    to an equal config."""
+    import tomli_w
+
+    from envs.atomic import write_atomic
+
+    data = config if isinstance(config, Mapping) else config_to_dict(config)
+    return write_atomic(path, tomli_w.dumps(data))

@@ -31,6 +31,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
 
 
 @dataclass(frozen=True)
@@ -132,7 +136,13 @@ class Kpis:
         return throughput_min - self.throughput_per_h, self.peak_kw - peak_max
 
     def as_dict(self) -> dict[str, float]:
+        """Every KPI by name, OEE included (the ``info["kpi_total"]`` layout)."""
         return {**asdict(self), "oee": self.oee}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, float]) -> Kpis:
+        """The inverse of :meth:`as_dict` (derived entries such as ``oee`` are ignored)."""
+        return cls(**{f.name: values[f.name] for f in fields(cls)})
 
 
 def _ratio(numerator: float, denominator: float, empty: float) -> float:
@@ -233,15 +243,52 @@ class KpiLedger:
         return self._kpis(self._sums, self._peak_kw)
 
 
-def relative_change(candidate: Kpis, baseline: Kpis) -> dict[str, float]:
-    """Change of each headline KPI against a baseline, as the DT literature reports it:
-    energy −x %, downtime −y %, throughput +z % (fractions; NaN where the baseline is 0)."""
-    pairs = {
-        "cost": (candidate.cost, baseline.cost),
-        "energy": (candidate.energy_kwh, baseline.energy_kwh),
-        "downtime": (candidate.downtime_h, baseline.downtime_h),
-        "throughput": (candidate.throughput_per_h, baseline.throughput_per_h),
-        "peak_power": (candidate.peak_kw, baseline.peak_kw),
-        "oee": (candidate.oee, baseline.oee),
+HEADLINE_KPIS = {
+    "cost": "cost",
+    "energy": "energy_kwh",
+    "downtime": "downtime_h",
+    "throughput": "throughput_per_h",
+    "peak_power": "peak_kw",
+    "oee": "oee",
+}
+"""Headline name → :class:`Kpis` attribute, as the DT literature reports changes."""
+
+CONSTRAINT_VIOLATION_PENALTY = 1_000.0
+"""Z added per unit of constraint violation (part/h short of Tmin, kW over Rmax) wherever a
+single number must rank constrained results: tuning scores, the weighted-sum optimiser and
+the penalised pymoo adapter."""
+
+
+def relative_change(new: float, old: float) -> float:
+    """(new − old) / old as a fraction; NaN where the baseline ``old`` is 0 (no meaningful
+    relative change), so a table shows "n/a" rather than a made-up figure."""
+    return (new - old) / old if old else math.nan
+
+
+def relative_changes(candidate: Kpis, baseline: Kpis) -> dict[str, float]:
+    """Change of each headline KPI against a baseline (fractions; NaN where the baseline is 0):
+    energy −x %, downtime −y %, throughput +z %."""
+    return {
+        name: relative_change(getattr(candidate, key), getattr(baseline, key))
+        for name, key in HEADLINE_KPIS.items()
     }
-    return {name: (new - old) / old if old else math.nan for name, (new, old) in pairs.items()}
+
+
+def constraint_violation(G: ArrayLike) -> Any:
+    """Σ max(0, g) over the last axis of ``G`` (pymoo's convention: g ≤ 0 is feasible); a float
+    for one result, an array for a population."""
+    violation = np.maximum(np.asarray(G, dtype=float), 0.0).sum(axis=-1)
+    return float(violation) if violation.ndim == 0 else violation
+
+
+def penalised_objective(
+    objective: ArrayLike, G: ArrayLike, penalty: float = CONSTRAINT_VIOLATION_PENALTY
+) -> Any:
+    """``objective + penalty · constraint_violation(G)``: the one penalised sum (a float for one
+    result, an array for a population; ``objective`` may be Z or each column of F)."""
+    violation = constraint_violation(G)
+    value = np.asarray(objective, dtype=float)
+    if value.ndim == 2 and np.ndim(violation) == 1:
+        violation = np.asarray(violation)[:, None]
+    result = value + penalty * violation
+    return float(result) if np.ndim(result) == 0 else result

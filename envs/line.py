@@ -108,9 +108,10 @@ class ProductionLine:
         self.station_of: list[int] = []
         self.conveyors: list[_Conveyor | None] = []
         try:
+            names = iter(scenario.machine_names)
             for index, station in enumerate(scenario.stations):
-                for k in range(station.machines):
-                    name = f"{station.name}-{k + 1}"
+                for _ in range(station.machines):
+                    name = next(names)
                     unit = FmuUnit(
                         fmus.path(station.equipment), name=name, start_values=station.parameters
                     )

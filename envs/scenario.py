@@ -180,7 +180,23 @@ class Scenario:
 
     @property
     def machine_count(self) -> int:
+        """Machines in the line, all stations together."""
         return sum(station.machines for station in self.stations)
+
+    @property
+    def machine_names(self) -> list[str]:
+        """The one naming of machines, ``<station>-<k>`` with k from 1, in line order (station
+        by station): the names the line, the plant, recordings and plans all use."""
+        return [name for name, _ in self.machines()]
+
+    @property
+    def machine_equipment(self) -> dict[str, str]:
+        """Machine name → the shipped equipment model it runs (``CncMill``, ``RobotCell``)."""
+        return {name: station.equipment for name, station in self.machines()}
+
+    def machines(self) -> list[tuple[str, StationConfig]]:
+        """(machine name, its station) for every machine, in line order."""
+        return [(f"{s.name}-{k + 1}", s) for s in self.stations for k in range(s.machines)]
 
 
 def scenario_names() -> list[str]:
@@ -205,22 +221,12 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 
 def _check_fmu_parameters(scenario: Scenario, path: Path) -> None:
     """Station parameter overrides must name parameters of the station's FMU, in range."""
-    import fmus
-    from fmus._codegen import read_model_info
+    from envs.equipment import ParameterError, check_parameter
 
     for index, station in enumerate(scenario.stations):
-        info = read_model_info(fmus.model_dir(station.equipment) / "modelDescription.xml")
-        parameters = {v.name: v for v in info.variables if v.causality == "parameter"}
         for name, value in station.parameters.items():
             key = f"stations[{index}].parameters.{name}"
-            if name not in parameters:
-                raise ConfigError(
-                    f"{path}: '{key}' is not a parameter of {station.equipment}; "
-                    f"its parameters are {', '.join(sorted(parameters))}"
-                )
-            variable = parameters[name]
-            if not variable.min <= value <= variable.max:
-                raise ConfigError(
-                    f"{path}: '{key}' = {value} is outside the allowed range "
-                    f"[{variable.min}, {variable.max}] {variable.unit}".rstrip()
-                )
+            try:
+                check_parameter(station.equipment, name, value, key=key)
+            except ParameterError as error:
+                raise ConfigError(f"{path}: {error}") from None

@@ -6,7 +6,17 @@ import math
 
 import pytest
 
-from envs.kpi import CostRates, IntervalRecord, KpiLedger, relative_change
+from envs.kpi import (
+    CONSTRAINT_VIOLATION_PENALTY,
+    CostRates,
+    IntervalRecord,
+    KpiLedger,
+    Kpis,
+    constraint_violation,
+    penalised_objective,
+    relative_change,
+    relative_changes,
+)
 
 RATES = CostRates(scrap_per_part=40.0, backlog_per_part_hour=2.0)
 
@@ -100,12 +110,31 @@ def test_relative_change():
     baseline = two_intervals().totals
     better = KpiLedger(RATES)
     better.record(IntervalRecord(duration_h=1.5, energy_kwh=90.0, energy_price=0.1, good_parts=17))
-    change = relative_change(better.totals, baseline)
+    change = relative_changes(better.totals, baseline)
     assert change["energy"] == pytest.approx(-0.5)
     assert change["downtime"] == pytest.approx(-1.0)
     assert change["throughput"] == pytest.approx(17 / 14 - 1)
     empty = KpiLedger(RATES).totals
-    assert math.isnan(relative_change(baseline, empty)["energy"])
+    assert math.isnan(relative_changes(baseline, empty)["energy"])
+    assert relative_change(3.0, 2.0) == pytest.approx(0.5)
+    assert math.isnan(relative_change(1.0, 0.0))
+
+
+def test_kpis_round_trip_through_their_dict():
+    totals = two_intervals().totals
+    assert Kpis.from_dict(totals.as_dict()) == totals
+
+
+def test_penalised_objective_for_one_result_and_a_population():
+    assert constraint_violation([-1.0, 2.5]) == pytest.approx(2.5)
+    assert penalised_objective(10.0, [0.5, -3.0]) == pytest.approx(
+        10.0 + 0.5 * CONSTRAINT_VIOLATION_PENALTY
+    )
+    assert penalised_objective(10.0, [-1.0, -2.0]) == 10.0  # feasible: no penalty
+    F = [[1.0, 2.0], [3.0, 4.0]]
+    G = [[0.0, 1.0], [-1.0, -1.0]]
+    assert penalised_objective(F, G, penalty=10.0).tolist() == [[11.0, 12.0], [3.0, 4.0]]
+    assert penalised_objective([5.0, 6.0], G, penalty=2.0).tolist() == [7.0, 6.0]
 
 
 @pytest.mark.parametrize(
