@@ -70,7 +70,7 @@ def _convert(kind: Any, value: Any, key: str, source: str) -> Any:
         if value is None:
             return None
         return _convert(options[0], value, key, source)
-    if dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{source}: '{key}' must be a table, not {value!r}")
         return _build(kind, value, source, key)
@@ -121,7 +121,7 @@ def _check(field: dataclasses.Field, value: Any, key: str, source: str) -> None:
 
 def _build(cls: type[T], data: Mapping[str, Any], source: str, prefix: str = "") -> T:
     hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    known = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(known))
     if unknown:
         where = f"'{prefix}.{unknown[0]}'" if prefix else f"'{unknown[0]}'"

@@ -38,9 +38,7 @@ def equipment_parameters(equipment: str) -> dict[str, Variable]:
     }
 
 
-def check_parameter(
-    equipment: str, name: str, value: float, *, key: str | None = None
-) -> Variable:
+def check_parameter(equipment: str, name: str, value: float, *, key: str | None = None) -> Variable:
     """The parameter ``name`` of ``equipment`` if ``value`` is a valid value of it; otherwise a
     :class:`ParameterError` saying what is wrong (unknown name with the valid ones, or the
     allowed range with its unit). ``key`` is how the caller's input names the setting (e.g.

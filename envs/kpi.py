@@ -142,7 +142,7 @@ class Kpis:
     @classmethod
     def from_dict(cls, values: dict[str, float]) -> Kpis:
         """The inverse of :meth:`as_dict` (derived entries such as ``oee`` are ignored)."""
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return cls(**{f.name: values[f.name] for f in fields(cls)})  # type: ignore[arg-type]
 
 
 def _ratio(numerator: float, denominator: float, empty: float) -> float:

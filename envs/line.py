@@ -122,7 +122,7 @@ class ProductionLine:
                             station.equipment,
                             unit,
                             station.nominal_speed,
-                            tuple(station.speed_range),
+                            (station.speed_range[0], station.speed_range[1]),
                         )
                     )
                     self.station_of.append(index)
@@ -149,13 +149,13 @@ class ProductionLine:
         self._bottleneck = self._find_bottleneck()
         self.rng = np.random.default_rng(0)
         self.start_s = 0.0
-        self._forced: dict[int, bool] = {}
+        self._forced: dict[int, bool] = {}  # machine index -> True: fail, False: back in service
 
     def _find_bottleneck(self) -> int:
-        capacity = {}
+        capacity: dict[int, float] = {}
         for machine, station in zip(self.machines, self.station_of, strict=True):
             capacity[station] = capacity.get(station, 0.0) + 3600.0 / machine.ideal_cycle_s
-        return min(capacity, key=capacity.get)
+        return min(capacity, key=lambda station: capacity[station])
 
     # -- episode ------------------------------------------------------------------
     def reset(self, rng: np.random.Generator, *, start_s: float = 0.0) -> dict[str, float]:
@@ -195,7 +195,7 @@ class ProductionLine:
         self.system.ticks = 0
         self.buffers = [0] * len(self.scenario.stations)
         self.open_orders = self.scenario.demand.initial_backlog
-        self._forced: dict[int, bool] = {}  # machine index -> True: fail, False: back in service
+        self._forced = {}  # machine index -> True: fail, False: back in service
         self.work_in_progress = 0
         self.delivered = 0
         self.scrapped = 0

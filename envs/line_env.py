@@ -1,86 +1,20 @@
 """``twinfactory/ProductionLine-v0`` and ``-MO-v0``: run a production line, one decision interval
-per step.
-
-## Action — ``Box(-1, 1, (3·M,), float32)`` for M machines, three values per machine
-
-Symmetric and centred, as stable-baselines3 recommends: a fresh Gaussian policy (mean 0) starts
-at nominal speed, maintaining tools at their wear limit. (low, high) is the station's speed_range.
-
-| index | meaning | mapping |
-|---|---|---|
-| 3k | speed factor | 1 + a·(high − 1) if a ≥ 0 else 1 + a·(1 − low); a = 0 is nominal |
-| 3k+1 | maintenance threshold | maintain when free once wear ratio ≥ θ = 1 − a; a = −1: never |
-| 3k+2 | standby permission | a > 0: standby when starved, off outside staffed hours |
-
-The maintenance decision is a threshold on the wear ratio (wear / wear limit) rather than a per-step
-request: an exploring policy's noise then moves the threshold a little instead of ordering a
-maintenance on every other step, which made early PPO runs keep the machines in maintenance.
-A heuristic that decides by itself sends 1 (maintain now) or −1 (do not).
-
-## Observation — ``Box(-1, 10, (12·M + 2·S + 7,), float32)``, S stations
-
-| per machine (12) | unit / scaling |
-|---|---|
-| temperature | degC / 100 |
-| wear | fraction of the wear limit |
-| vibration RMS | mm/s / 5 (0 for robots) |
-| hazard | 1/h × 10 |
-| operating hours since maintenance | h / 10 |
-| state one-hot | off, standby, idle, busy, failed, repair, maintenance |
-
-| per station (2) | |
-|---|---|
-| input buffer fill | parts / capacity |
-| outgoing conveyor fill | parts / capacity (0 without conveyor) |
-
-| line (7) | |
-|---|---|
-| backlog | open orders / 100 |
-| time of day | sin, cos of 2π·hour/24 |
-| weekday | 0 (Mon) .. 1 (Sun) |
-| staffed | 1 during shifts |
-| tariff | EUR/kWh / 0.3 |
-| power of the last interval | kW / contracted peak |
-
-Values are clipped to the box.
-
-## Reward
-ProductionLine-v0: r = −(w1·ΔC + w2·ΔE + w3·ΔD) / reward_scale over the interval, with the
-scenario's weights (EUR, kWh, h), minus ``peak_penalty`` EUR per kWh drawn above Rmax in the
-interval (÷ reward_scale), and at the end of the episode minus ``throughput_penalty`` EUR per
-part missing from Tmin over the episode (÷ reward_scale). ``reward_scale`` (default 100 EUR)
-keeps a step's reward of order 1.
-ProductionLine-MO-v0: the vector (−ΔC, −ΔE, −ΔD) in EUR, kWh and h (MO-Gymnasium convention,
-``reward_space``), with the constraint values G = (Tmin − T, R − Rmax) in ``info``.
-
-## Episode end
-No termination; truncation after ``horizon_h`` (default the scenario's, one week), which is also
-the registered ``max_episode_steps`` (2016 steps of 5 min).
-
-## Info
-``time_h``; ``kpi_step`` (the interval's KPIs) and ``kpi_total`` (the running totals) as dicts
-from :mod:`envs.kpi`; ``constraints``; ``failures`` and ``maintenances`` in the interval;
-``randomized`` at reset.
-
-## Arguments
-``scenario`` (name or path), ``horizon_h``, ``reward_scale``, ``peak_penalty``,
-``throughput_penalty``, ``randomization`` (:class:`envs.line.Randomization` or a dict of its
-fields), ``clip_actions``.
-
-Version history: v0 — first version (before the first release the action became centred on
-nominal speed and the maintenance decision a wear threshold).
+per step. :class:`ProductionLineEnv` documents the spaces, reward, episode end and arguments
+(``help(env.unwrapped)`` shows the same text).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from numpy.typing import ArrayLike
 
-from envs.kpi import CostRates, KpiLedger
+from envs.kpi import CostRates, IntervalRecord, KpiLedger, Kpis
 from envs.line import ProductionLine, Randomization
 from envs.machines import MachineState
 from envs.scenario import Scenario, load_scenario
@@ -89,7 +23,87 @@ MACHINE_FEATURES = 5 + len(MachineState)
 LINE_FEATURES = 7
 
 
-class ProductionLineEnv(gym.Env):
+class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
+    """A production line (:class:`envs.line.ProductionLine`), one decision interval per step.
+
+    ## Action — ``Box(-1, 1, (3·M,), float32)`` for M machines, three values per machine
+
+    Symmetric and centred, as stable-baselines3 recommends: a fresh Gaussian policy (mean 0)
+    starts at nominal speed, maintaining tools at their wear limit. (low, high) is the station's
+    speed_range.
+
+    | index | meaning | mapping |
+    |---|---|---|
+    | 3k | speed factor | 1 + a·(high − 1) if a ≥ 0 else 1 + a·(1 − low); a = 0 is nominal |
+    | 3k+1 | maintenance threshold | maintain when free once wear ratio ≥ θ = 1 − a; a = −1: never |
+    | 3k+2 | standby permission | a > 0: standby when starved, off outside staffed hours |
+
+    The maintenance decision is a threshold on the wear ratio (wear / wear limit) rather than a
+    per-step request: an exploring policy's noise then moves the threshold a little instead of
+    ordering a maintenance on every other step, which made early PPO runs keep the machines in
+    maintenance.
+    A heuristic that decides by itself sends 1 (maintain now) or −1 (do not).
+
+    ## Observation — ``Box(-1, 10, (12·M + 2·S + 7,), float32)``, S stations
+
+    | per machine (12) | unit / scaling |
+    |---|---|
+    | temperature | degC / 100 |
+    | wear | fraction of the wear limit |
+    | vibration RMS | mm/s / 5 (0 for robots) |
+    | hazard | 1/h × 10 |
+    | operating hours since maintenance | h / 10 |
+    | state one-hot | off, standby, idle, busy, failed, repair, maintenance |
+
+    | per station (2) | |
+    |---|---|
+    | input buffer fill | parts / capacity |
+    | outgoing conveyor fill | parts / capacity (0 without conveyor) |
+
+    | line (7) | |
+    |---|---|
+    | backlog | open orders / 100 |
+    | time of day | sin, cos of 2π·hour/24 |
+    | weekday | 0 (Mon) .. 1 (Sun) |
+    | staffed | 1 during shifts |
+    | tariff | EUR/kWh / 0.3 |
+    | power of the last interval | kW / contracted peak |
+
+    Values are clipped to the box.
+
+    ## Reward
+    ProductionLine-v0: r = −(w1·ΔC + w2·ΔE + w3·ΔD) / reward_scale over the interval, with the
+    scenario's weights (EUR, kWh, h), minus ``peak_penalty`` EUR per kWh drawn above Rmax in the
+    interval (÷ reward_scale), and at the end of the episode minus ``throughput_penalty`` EUR per
+    part missing from Tmin over the episode (÷ reward_scale). ``reward_scale`` (default 100 EUR)
+    keeps a step's reward of order 1.
+    ProductionLine-MO-v0: the vector (−ΔC, −ΔE, −ΔD) in EUR, kWh and h (MO-Gymnasium convention,
+    ``reward_space``), with the constraint values G = (Tmin − T, R − Rmax) in ``info``.
+
+    ## Episode end
+    No termination; truncation after ``horizon_h`` (default the scenario's, one week): the env
+    itself returns ``truncated=True`` after ``horizon_steps = horizon_h · 3600 /
+    decision_interval_s`` steps, for any scenario and horizon. That is the one time limit: the ids
+    are registered without ``max_episode_steps`` (a fixed step count cannot know the scenario's
+    decision interval or a ``horizon_h`` argument). Stepping an ended episode, or before the first
+    ``reset``, raises ``RuntimeError``.
+
+    ## Info
+    ``time_h``; ``kpi_step`` (the interval's KPIs) and ``kpi_total`` (the running totals) as dicts
+    from :mod:`envs.kpi`; ``constraints``; ``failures`` and ``maintenances`` in the interval;
+    ``randomized`` at reset.
+
+    ## Arguments
+    ``scenario`` (name or path), ``horizon_h``, ``reward_scale``, ``peak_penalty``,
+    ``throughput_penalty``, ``randomization`` (:class:`envs.line.Randomization` or a dict of its
+    fields), ``clip_actions``.
+
+    Version history: v0 — first version (before the first release the action became centred on
+    nominal speed and the maintenance decision a wear threshold; the registered 2016-step
+    ``TimeLimit`` was dropped in favour of the env's own horizon, which it always equalled for the
+    default scenario).
+    """
+
     metadata = {"render_modes": []}
 
     def __init__(
@@ -100,7 +114,7 @@ class ProductionLineEnv(gym.Env):
         reward_scale: float = 100.0,
         peak_penalty: float = 10.0,
         throughput_penalty: float = 100.0,
-        randomization: Randomization | dict | None = None,
+        randomization: Randomization | dict[str, Any] | None = None,
         clip_actions: bool = False,
         render_mode: str | None = None,
     ) -> None:
@@ -137,6 +151,7 @@ class ProductionLineEnv(gym.Env):
         self.machine_names = [m.name for m in self.line.machines]
         self.machine_kinds = [m.kind for m in self.line.machines]
         self._steps = 0
+        self._needs_reset = True
 
     # -- mapping ------------------------------------------------------------------------
     def speed_action(self, factor: float, machine: int) -> float:
@@ -146,12 +161,12 @@ class ProductionLineEnv(gym.Env):
             return float(min(1.0, (factor - 1.0) / (high - 1.0))) if high > 1.0 else 0.0
         return float(max(-1.0, (factor - 1.0) / (1.0 - low))) if low < 1.0 else 0.0
 
-    def _decode(self, action) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _decode(self, action: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         values = np.asarray(action, dtype=np.float64).reshape(-1)
         if values.shape != self.action_space.shape:
             raise ValueError(
                 f"action has {values.size} values; this env needs "
-                f"{self.action_space.shape[0]} (3 per machine)"
+                f"{3 * len(self.line.machines)} (3 per machine)"
             )
         if not np.isfinite(values).all():
             raise ValueError("action contains NaN or infinite values; nothing was changed")
@@ -177,7 +192,7 @@ class ProductionLineEnv(gym.Env):
 
     def _observe(self) -> np.ndarray:
         line = self.line
-        parts = []
+        parts: list[np.ndarray | list[float]] = []
         for machine in line.machines:
             state = np.zeros(len(MachineState))
             state[int(machine.state)] = 1.0
@@ -212,20 +227,35 @@ class ProductionLineEnv(gym.Env):
         return np.clip(observation, -1.0, 10.0).astype(np.float32)
 
     # -- gymnasium API ----------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode at Monday 00:00; ``seed`` seeds the line's discrete events (same
+        seed → same demand, failures and repairs). ``options`` is accepted and unused."""
         super().reset(seed=seed)
         drawn = self.line.reset(self.np_random)
         self.ledger.reset()
         self._steps = 0
+        self._needs_reset = False
         return self._observe(), {"time_h": 0.0, "randomized": drawn}
 
-    def _advance(self, action):
+    def _advance(
+        self, action: ArrayLike
+    ) -> tuple[IntervalRecord, Kpis, Kpis, bool, dict[str, Any]]:
+        if self._needs_reset:
+            raise RuntimeError(
+                "the episode has ended (truncated after horizon_h) or was never started; "
+                "call reset() before step()"
+                if self._steps
+                else "call reset() before the first step()"
+            )
         speed, maintenance, standby = self._decode(action)
         record, events = self.line.advance(speed, maintenance, standby)
         step_kpis = self.ledger.record(record)
         totals = self.ledger.totals
         self._steps += 1
         truncated = self._steps >= self.horizon_steps
+        self._needs_reset = truncated
         objective = self.scenario.objective
         info = {
             "time_h": self.line.time_s / 3600.0,
@@ -242,7 +272,8 @@ class ProductionLineEnv(gym.Env):
         }
         return record, step_kpis, totals, truncated, info
 
-    def step(self, action):
+    def step(self, action: ArrayLike) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Apply ``action`` for one decision interval; see the class docstring."""
         record, step_kpis, totals, truncated, info = self._advance(action)
         objective = self.scenario.objective
         cost = step_kpis.weighted_objective(
@@ -267,12 +298,15 @@ class ProductionLineEnv(gym.Env):
 class ProductionLineMOEnv(ProductionLineEnv):
     """The same line with the vector reward (−ΔC, −ΔE, −ΔD); constraints in ``info``."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.reward_space = spaces.Box(-np.inf, 0.0, (3,), np.float64)
         self.reward_dim = 3
 
-    def step(self, action):
+    def step(  # type: ignore[override]
+        self, action: ArrayLike
+    ) -> tuple[np.ndarray, np.ndarray, bool, bool, dict[str, Any]]:
+        """As :meth:`ProductionLineEnv.step`, with the reward vector (−ΔC, −ΔE, −ΔD)."""
         _, step_kpis, _, truncated, info = self._advance(action)
         reward = -np.array([step_kpis.cost, step_kpis.energy_kwh, step_kpis.downtime_h])
         return self._observe(), reward, False, truncated, info

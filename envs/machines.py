@@ -127,7 +127,7 @@ class Machine:
         self.standby_permitted = False
         self.hours_since_maintenance = 0.0
         self.speed_factor = 1.0
-        self._mode = None
+        self._mode: int | None = None
         self._reset_edge = False
         self._edge_high = False
         self._outputs = self._io.read()

@@ -170,9 +170,47 @@ def test_domain_randomisation_is_seeded_and_applied():
         Randomization(wear_rate_factor=(2.0, 1.0))
 
 
-def test_registered_env_truncates_after_a_week():
-    env = gymnasium.make("twinfactory/ProductionLine-v0")
-    assert env.spec.max_episode_steps == 7 * 24 * 12 == env.unwrapped.horizon_steps
+def _wrappers(env) -> list[type]:
+    kinds = []
+    while hasattr(env, "env"):
+        kinds.append(type(env))
+        env = env.env
+    return kinds
+
+
+def test_registered_env_has_one_time_limit_its_own_horizon():
+    env = gymnasium.make("twinfactory/ProductionLine-v0", horizon_h=336.0)
+    assert env.spec.max_episode_steps is None
+    assert gymnasium.wrappers.TimeLimit not in _wrappers(env)  # nothing cuts two weeks to one
+    assert env.unwrapped.horizon_steps == 2 * 7 * 24 * 12
+    env.close()
+    default = gymnasium.make("twinfactory/ProductionLine-v0")
+    assert default.unwrapped.horizon_steps == 7 * 24 * 12  # the scenario's week of 5 min steps
+    default.close()
+
+
+def test_truncation_follows_the_scenario_decision_interval(tmp_path):
+    from envs.config import config_to_dict, load_config
+    from envs.scenario import Scenario
+
+    base = config_to_dict(load_scenario("automotive_components"))
+    minute = load_config(Scenario, overrides={"decision_interval_s": 60.0}, base=base)
+    env = gymnasium.make("twinfactory/ProductionLine-v0", scenario=minute, horizon_h=0.25)
+    env.reset(seed=0)
+    action = np.zeros(env.action_space.shape, np.float32)
+    ends = [env.step(action)[3] for _ in range(15)]
+    assert ends == [False] * 14 + [True]  # 15 one-minute steps, truncated on the last
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(action)
+    env.reset(seed=0)
+    assert env.step(action)[3] is False
+    env.close()
+
+
+def test_step_before_reset_says_so():
+    env = ProductionLineEnv(horizon_h=1.0)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(env.action_space.shape, np.float32))
     env.close()
 
 
