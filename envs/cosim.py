@@ -10,6 +10,12 @@ Time is an integer number of ticks; a step that is not a whole number of ticks i
 error. Coupling is Jacobi: at each communication point every connection copies its
 source output to its target input, then every unit steps in the order given, so the
 result does not depend on that order.
+
+When a unit's FMU asks to end the simulation during a step (see :class:`envs.fmu.StopRequest`),
+the step still completes for every other unit, the co-simulation stops cleanly and says which
+unit asked: ``terminated_by`` names it and ``stop_request`` holds its details. Stepping a
+stopped co-simulation raises :class:`envs.fmu.FmuStoppedError`; ``reset()`` (or ``restore()``
+of a snapshot taken before the stop) continues.
 """
 
 from __future__ import annotations
@@ -17,8 +23,38 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any, Protocol
 
-from envs.fmu.errors import FmuVariableError
+from envs.fmu.errors import FmuStoppedError, FmuVariableError, StopRequest
+from envs.fmu.variables import Value, Variable
+
+
+class Unit(Protocol):
+    """What a co-simulation needs of a unit: :class:`envs.fmu.FmuUnit` or
+    :class:`envs.fmu.FmuWorker`."""
+
+    time: float
+    variables: dict[str, Variable]
+    stop_request: StopRequest | None
+
+    def variable(self, name: str) -> Variable: ...
+
+    def get(self, name: str) -> Any: ...
+
+    def set(self, name_or_values: str | Mapping[str, Value], value: Value | None = None) -> None:
+        """Set variables by name."""
+
+    def step(self, dt: float, *, time: float | None = None) -> float: ...
+
+    def snapshot(self) -> Any: ...
+
+    def restore(self, snapshot: Any) -> None:
+        """Return to a snapshot."""
+
+    def reset(self, start_values: Mapping[str, Value] | None = None) -> str: ...
+
+    def close(self) -> None:
+        """Free the unit."""
 
 
 def _exact(seconds: float | str | Fraction) -> Fraction:
@@ -28,6 +64,8 @@ def _exact(seconds: float | str | Fraction) -> Fraction:
 
 @dataclass(frozen=True)
 class Connection:
+    """``source_unit.source`` (an output) feeds ``target_unit.target`` (an input)."""
+
     source_unit: str
     source: str
     target_unit: str
@@ -36,8 +74,12 @@ class Connection:
 
 @dataclass(frozen=True)
 class SystemSnapshot:
+    """The clock and a snapshot of every unit."""
+
     ticks: int
-    units: dict
+    units: dict[str, Any]
+    stop_request: StopRequest | None = None
+    terminated_by: str | None = None
 
 
 class CoSimulation:
@@ -45,7 +87,7 @@ class CoSimulation:
 
     def __init__(
         self,
-        units: Mapping[str, object],
+        units: Mapping[str, Unit],
         connections: Sequence[tuple[str, str]] = (),
         *,
         tick: float | str = "0.001",
@@ -67,6 +109,10 @@ class CoSimulation:
         if duplicates:
             raise ValueError(f"inputs connected more than once: {sorted(duplicates)}")
         self._connected = set(targets)
+        self.stop_request: StopRequest | None = None
+        """Details of the stop request that stopped the co-simulation."""
+        self.terminated_by: str | None = None
+        """Name (key in ``units``) of the unit whose FMU asked to stop, None while running."""
         self._propagate()
 
     def _split(self, path: str) -> tuple[str, str]:
@@ -92,6 +138,11 @@ class CoSimulation:
             raise ValueError(
                 f"connection target '{target}' has causality {consumed.causality}; "
                 "it must be an input"
+            )
+        if produced.shape != consumed.shape:
+            raise ValueError(
+                f"cannot connect '{source}' of shape {produced.shape} to '{target}' of shape "
+                f"{consumed.shape}"
             )
         if produced.kind != consumed.kind:
             raise ValueError(
@@ -121,14 +172,30 @@ class CoSimulation:
             (c.source_unit, c.source): self.units[c.source_unit].get(c.source)
             for c in self.connections
         }
-        by_target: dict[str, dict] = {}
+        by_target: dict[str, dict[str, Value]] = {}
         for c in self.connections:
             by_target.setdefault(c.target_unit, {})[c.target] = values[(c.source_unit, c.source)]
         for unit, inputs in by_target.items():
-            self.units[unit].set(inputs)
+            if self.units[unit].stop_request is None:  # a stopped FMU takes no more inputs
+                self.units[unit].set(inputs)
+
+    @property
+    def terminated(self) -> bool:
+        """Whether a unit's FMU asked to stop (see :attr:`terminated_by`)."""
+        return self.stop_request is not None
 
     def step(self, dt: float | str) -> float:
-        """Advance every unit by ``dt`` seconds; returns the new time."""
+        """Advance every unit by ``dt`` seconds; returns the new time.
+
+        If a unit's FMU asks to stop during the step, the other units still complete it and
+        the co-simulation stops: :attr:`terminated_by` names the unit (the first in order
+        when several ask), :attr:`stop_request` says when and why."""
+        if self.stop_request is not None:
+            raise FmuStoppedError(
+                f"the co-simulation was stopped by unit '{self.terminated_by}' at "
+                f"t = {self.stop_request.time:g} s: {self.stop_request.describe()}. Call reset() "
+                "to start again, or restore() a snapshot taken before the stop."
+            )
         ticks = self.ticks_of(dt)
         start = self.time
         end_ticks = self.ticks + ticks
@@ -136,38 +203,47 @@ class CoSimulation:
         for unit in self.units.values():
             unit.step(seconds, time=start)
         self.ticks = end_ticks
+        stopped = [(n, u.stop_request) for n, u in self.units.items() if u.stop_request]
+        if stopped:
+            self.terminated_by, self.stop_request = stopped[0]
         self._propagate()
         return self.time
 
     # -- values -------------------------------------------------------------------
-    def set(self, path: str, value) -> None:
+    def set(self, path: str, value: Value) -> None:
         """Set an input or parameter, ``"unit.variable"``; connected inputs are refused."""
         unit, variable = self._split(path)
         if (unit, variable) in self._connected:
             raise FmuVariableError(f"'{path}' is driven by a connection and cannot be set")
         self.units[unit].set(variable, value)
 
-    def get(self, path: str):
+    def get(self, path: str) -> Any:
+        """Value of ``"unit.variable"``."""
         unit, variable = self._split(path)
         return self.units[unit].get(variable)
 
     # -- states -------------------------------------------------------------------
     def snapshot(self) -> SystemSnapshot:
         """Snapshot of every unit and the clock (every unit must support FMU states)."""
-        return SystemSnapshot(self.ticks, {name: u.snapshot() for name, u in self.units.items()})
+        units = {name: u.snapshot() for name, u in self.units.items()}
+        return SystemSnapshot(self.ticks, units, self.stop_request, self.terminated_by)
 
     def restore(self, snapshot: SystemSnapshot) -> None:
+        """Every unit and the clock back to a snapshot (a stop after it is undone)."""
         for name, unit in self.units.items():
             unit.restore(snapshot.units[name])
         self.ticks = snapshot.ticks
+        self.stop_request, self.terminated_by = snapshot.stop_request, snapshot.terminated_by
 
     def reset(self) -> None:
         """Every unit back to its initial state; the clock to zero."""
         for unit in self.units.values():
             unit.reset()
         self.ticks = 0
+        self.stop_request, self.terminated_by = None, None
         self._propagate()
 
     def close(self) -> None:
+        """Close every unit."""
         for unit in self.units.values():
             unit.close()

@@ -17,6 +17,7 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import fmpy
 
@@ -104,7 +105,7 @@ def _remove_all() -> None:
         _extractions.clear()
 
 
-def library_path(unzipdir: str, model_description, model_identifier: str) -> Path:
+def library_path(unzipdir: str, model_description: Any, model_identifier: str) -> Path:
     platform = (
         fmpy.platform_tuple if model_description.fmiVersion.startswith("3") else fmpy.platform
     )
@@ -113,7 +114,7 @@ def library_path(unzipdir: str, model_description, model_identifier: str) -> Pat
     )
 
 
-def ensure_binary(unzipdir: str, model_description, model_identifier: str) -> Path:
+def ensure_binary(unzipdir: str, model_description: Any, model_identifier: str) -> Path:
     """The FMU's binary for this platform, compiled from the carried sources if it has none."""
     library = library_path(unzipdir, model_description, model_identifier)
     if library.is_file():
@@ -130,7 +131,7 @@ def ensure_binary(unzipdir: str, model_description, model_identifier: str) -> Pa
     return library
 
 
-def _compile_sources(unzipdir: str, model_description, library: Path) -> None:
+def _compile_sources(unzipdir: str, model_description: Any, library: Path) -> None:
     from fmus import find_compiler  # the one place that knows how to find a C compiler
 
     sources_dir = Path(unzipdir) / "sources"

@@ -16,6 +16,7 @@ import itertools
 import threading
 from collections.abc import Callable
 from ctypes import byref
+from typing import Any
 
 from fmpy.fmi1 import calloc, free
 from fmpy.fmi2 import (
@@ -34,7 +35,13 @@ _keys = itertools.count(1)
 _lock = threading.Lock()
 
 
-def _dispatch(environment, instance_name, status, category, message) -> None:
+def _dispatch(
+    environment: int | None,
+    instance_name: bytes | None,
+    status: int,
+    category: bytes | None,
+    message: bytes | None,
+) -> None:
     text = message.decode(errors="replace") if message else ""
     sink = _sinks.get(environment or 0)
     if sink is not None:
@@ -50,7 +57,7 @@ _ALLOCATE = fmi2CallbackAllocateMemoryTYPE(calloc)
 _FREE = fmi2CallbackFreeMemoryTYPE(free)
 
 
-def _proxy_logger():
+def _proxy_logger() -> Any:
     """Point the proxy's slot at the dispatcher (again, in case someone replaced it) and return
     the proxy function to put into callbacks."""
     template = fmi2CallbackFunctions()

@@ -9,16 +9,26 @@ event iteration, after which the solver restarts from the new state.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from envs.fmu.errors import FmuCallError
 
 SOLVERS = ("cvode", "euler")
 
 
+class TerminationRequested(Exception):
+    """The model asked to end the simulation at ``time`` (seconds) through ``function``."""
+
+    def __init__(self, time: float, function: str) -> None:
+        super().__init__(f"the model requested termination at t = {time:g} s ({function})")
+        self.time = time
+        self.function = function
+
+
 class _HeldInputs:
     """FMPy's solvers re-apply input signals during root finding; ours are held constant."""
 
-    def apply(self, *args, **kwargs) -> None:
+    def apply(self, *args: Any, **kwargs: Any) -> None:
         pass
 
 
@@ -28,8 +38,8 @@ class ModelExchangeStepper:
 
     def __init__(
         self,
-        fmu,
-        model_description,
+        fmu: Any,
+        model_description: Any,
         *,
         solver: str,
         solver_step: float | None,
@@ -47,22 +57,27 @@ class ModelExchangeStepper:
             raise ValueError(f"solver_step must be a positive number of seconds, not {solver_step}")
         self.relative_tolerance = relative_tolerance
         self.next_event_time: float | None = None
-        self._solver = None
+        self._solver: Any = None
         self._restart = True
         self._in_event_mode = False
 
     # -- events ------------------------------------------------------------
-    def _event_iteration(self) -> None:
+    def _event_iteration(self, time: float | None) -> None:
+        """Event iteration; ``time`` is None during initialisation, where a request to
+        terminate is an error (there is no run to end yet)."""
         update = self.fmu.updateDiscreteStates if self.fmi3 else self.fmu.newDiscreteStates
         needed, terminate = True, False
         while needed and not terminate:
             needed, terminate, _, _, defined, next_time = update()
         if terminate:
+            function = "fmi3UpdateDiscreteStates" if self.fmi3 else "fmi2NewDiscreteStates"
+            if time is not None:
+                raise TerminationRequested(time, function)
             raise FmuCallError(
                 self.description.modelName,
-                "event update",
+                function,
                 "terminate",
-                ["the model requested termination"],
+                ["the model requested termination during initialisation"],
             )
         self.next_event_time = next_time if defined else None
 
@@ -75,7 +90,7 @@ class ModelExchangeStepper:
 
     def start(self, time: float) -> None:
         """Finish initialisation (or a restore): event iteration, continuous-time mode, solver."""
-        self._event_iteration()
+        self._event_iteration(None)
         self.fmu.enterContinuousTimeMode()
         self._in_event_mode = False
         self._make_solver(time)
@@ -116,15 +131,16 @@ class ModelExchangeStepper:
 
     def _handle_event(self, time: float) -> None:
         self.fmu.enterEventMode()
-        self._event_iteration()
+        self._event_iteration(time)
         self.fmu.enterContinuousTimeMode()
         self._make_solver(time)
 
     # -- stepping ----------------------------------------------------------
     def step(self, time: float, end: float) -> None:
-        """Integrate from ``time`` to ``end`` with the inputs held."""
+        """Integrate from ``time`` to ``end`` with the inputs held. Raises
+        :class:`TerminationRequested` where the model asks to stop."""
         if self._in_event_mode:
-            self._event_iteration()
+            self._event_iteration(time)
             self.fmu.enterContinuousTimeMode()
             self._in_event_mode = False
             self._restart = True
@@ -135,9 +151,10 @@ class ModelExchangeStepper:
             target = end
             if self.solver_name == "euler":
                 target = min(end, time + self.solver_step)
-            time_event = self.next_event_time is not None and self.next_event_time <= target
-            if time_event:
-                target = max(self.next_event_time, time)
+            next_event = self.next_event_time
+            time_event = next_event is not None and next_event <= target
+            if next_event is not None and time_event:
+                target = max(next_event, time)
             state_event, _, reached = self._solver.step(time, target)
             time = reached if state_event else target
             self.fmu.setTime(time)
@@ -145,12 +162,7 @@ class ModelExchangeStepper:
             if needs_step_call:
                 step_event, terminate = self.fmu.completedIntegratorStep()
                 if terminate:
-                    raise FmuCallError(
-                        self.description.modelName,
-                        "completedIntegratorStep",
-                        "terminate",
-                        ["the model requested termination"],
-                    )
+                    raise TerminationRequested(time, "completedIntegratorStep")
             if state_event or step_event or time_event:
                 self._handle_event(time)
         self.fmu.setTime(end)

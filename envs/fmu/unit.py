@@ -9,21 +9,34 @@
 
 The archive is extracted once per process and shared by every unit made from it.
 Capabilities are probed once. ``reset`` goes down a ladder: restore the snapshot taken
-right after initialisation → ``fmiReset`` and initialise again → a new instance from
-the already extracted directory; ``last_reset`` says which rung was used.
+right after initialisation with the constructor's start values → ``fmiReset`` and initialise
+again → a new instance from the already extracted directory; ``last_reset`` says which rung
+was used. A snapshot lives as long as the instance it was taken from: after a reset on the
+reinstantiate rung, older snapshots are refused.
+
+An FMU may ask to end the simulation during a step; the unit then records a
+:class:`envs.fmu.StopRequest` in ``stop_request`` (``terminated`` is true), its ``time`` is
+where the FMU stopped, and a further ``step`` raises :class:`envs.fmu.FmuStoppedError`
+until ``reset()`` or ``restore()``. A step that returns ``fmiDiscard`` without that request
+raises :class:`envs.fmu.FmuDiscardError`.
+
+FMI 3 array variables are read and written whole: ``get`` returns an array of the variable's
+shape and ``set`` takes one.
+
+The per-step C calls live in :mod:`envs.fmu.fast_io`; this module is the lifecycle.
 """
 
 from __future__ import annotations
 
-import ctypes
 import difflib
 import math
 import os
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from fmpy import read_model_description
@@ -34,14 +47,17 @@ from envs.fmu.errors import (
     FmuCallError,
     FmuLoadError,
     FmuStateError,
+    FmuStoppedError,
     FmuVariableError,
+    StopRequest,
 )
-from envs.fmu.model_exchange import ModelExchangeStepper
-from envs.fmu.variables import Variable, read_variables
+from envs.fmu.fast_io import FastCalls, RealIO, flatten, fmpy_type, status_name
+from envs.fmu.model_exchange import ModelExchangeStepper, TerminationRequested
+from envs.fmu.variables import Value, Variable, read_variables
 
 INTERFACES = ("auto", "co_simulation", "model_exchange")
 RESET_RUNGS = ("snapshot", "fmi_reset", "reinstantiate")
-_STATUS = ["ok", "warning", "discard", "error", "fatal", "pending"]
+STRUCTURAL = "structuralParameter"
 
 
 @dataclass(frozen=True)
@@ -58,15 +74,20 @@ class Capabilities:
 
 @dataclass
 class Snapshot:
-    """An FMU state taken by :meth:`FmuUnit.snapshot`; freed when garbage-collected."""
+    """An FMU state taken by :meth:`FmuUnit.snapshot`; freed when garbage-collected.
+
+    ``generation`` numbers the FMU instance it was taken from: a reset on the reinstantiate
+    rung frees that instance, and with it every state taken from it."""
 
     state: object
     time: float
     owner: weakref.ReferenceType
+    generation: int = 0
+    stop_request: StopRequest | None = None
     _finalizer: weakref.finalize | None = None
 
 
-def _choose_interface(md, requested: str) -> str:
+def _choose_interface(md: Any, requested: str) -> str:
     if requested not in INTERFACES:
         raise ValueError(f"interface must be one of {INTERFACES}, not {requested!r}")
     available = []
@@ -88,7 +109,7 @@ def _choose_interface(md, requested: str) -> str:
     return requested
 
 
-def _probe(md, interface: str) -> Capabilities:
+def _probe(md: Any, interface: str) -> Capabilities:
     element = md.coSimulation if interface == "co_simulation" else md.modelExchange
     # FMPy maps FMI 3's canGetAndSetFMUState onto the FMI 2 attribute names
     variable_step = True
@@ -114,7 +135,8 @@ class FmuUnit:
         solver: for model exchange: "cvode" (FMPy's CVode, default) or "euler".
         solver_step: maximum internal step of the solver in seconds (Euler's fixed step).
         relative_tolerance: CVode's relative tolerance.
-        start_values: name → value applied before initialisation on every (re)initialisation.
+        start_values: name → value applied before initialisation on every (re)initialisation;
+            structural parameters (FMI 3) among them set the shapes of array variables.
         start_time: simulation time at initialisation, in seconds.
         reset_ladder: the reset rungs allowed, in order (default all three); drop "snapshot"
             for an FMU whose state handling is unreliable.
@@ -129,16 +151,19 @@ class FmuUnit:
         solver: str = "cvode",
         solver_step: float | None = None,
         relative_tolerance: float = 1e-6,
-        start_values: Mapping[str, float | int | bool] | None = None,
+        start_values: Mapping[str, Value] | None = None,
         start_time: float = 0.0,
         reset_ladder: Sequence[str] = RESET_RUNGS,
     ) -> None:
         self.path = Path(fmu)
+        self._unzipdir: str | None = None
         self._unzipdir, self._extraction = _archive.acquire(self.path)
-        self._fmu = None
+        self._fmu: Any = None
+        self._initial_state: Any = None
+        self._log_key: int | None = None
         try:
             try:
-                self.model_description = read_model_description(self._unzipdir)
+                self.model_description: Any = read_model_description(self._unzipdir)
             except Exception as error:
                 raise FmuLoadError(
                     f"{self.path}: cannot read modelDescription.xml: {error}"
@@ -148,33 +173,38 @@ class FmuUnit:
             self.variables: dict[str, Variable] = read_variables(md)
             self.name = name or self.capabilities.model_identifier
             self.start_time = float(start_time)
-            self.start_values = dict(start_values or {})
+            self.start_values: dict[str, Value] = dict(start_values or {})
+            structural = {n: v for n, v in self.start_values.items() if self._is_structural(n)}
+            if structural:  # shapes of arrays follow the structural parameters given
+                self.variables = read_variables(md, structural)  # type: ignore[arg-type]
             self._check_values(self.start_values, when="start")
             unknown = set(reset_ladder) - set(RESET_RUNGS)
             if unknown or not reset_ladder:
                 raise ValueError(f"reset_ladder must be a non-empty sequence of {RESET_RUNGS}")
             self.reset_ladder = tuple(reset_ladder)
-            self._solver_options = dict(
-                solver=solver, solver_step=solver_step, relative_tolerance=relative_tolerance
-            )
+            self._solver = solver
+            self._solver_step = solver_step
+            self._relative_tolerance = relative_tolerance
             self._fmi3 = md.fmiVersion.startswith("3")
             self._messages: deque[str] = deque(maxlen=256)
-            self._logger_ref = None
-            self._log_key = None
+            self._logger_ref: Any = None
             self._library = _archive.ensure_binary(
                 self._unzipdir, md, self.capabilities.model_identifier
             )
             self._reset_supported = True
+            self._generation = 0
             self.last_reset: str | None = None
+            self.stop_request: StopRequest | None = None
+            self.time = self.start_time
             self._instantiate()
             self._initialize(self.start_values)
-            self._initial_state = self._get_state() if self.capabilities.can_get_set_state else None
+            self._capture_initial_state(overridden=False)
         except BaseException:
             self.close()
             raise
 
     # -- lifecycle -----------------------------------------------------------
-    def _fmpy_class(self):
+    def _fmpy_class(self) -> Any:
         co_simulation = self.capabilities.interface == "co_simulation"
         if self._fmi3:
             from fmpy.fmi3 import FMU3Model, FMU3Slave
@@ -188,7 +218,7 @@ class FmuUnit:
         md = self.model_description
         working_directory = os.getcwd()  # FMPy changes it to load and skips changing back on error
         try:
-            self._fmu = self._fmpy_class()(
+            fmu = self._fmpy_class()(
                 guid=md.guid,
                 unzipDirectory=self._unzipdir,
                 modelIdentifier=self.capabilities.model_identifier,
@@ -198,43 +228,60 @@ class FmuUnit:
             raise _archive.explain_load_failure(self._library, error) from error
         finally:
             os.chdir(working_directory)
+        self._fmu = fmu
+        self._generation += 1
         if self._fmi3:
             from fmpy.fmi3 import fmi3LogMessageCallback
 
-            def log3(_env, status, _category, message):
-                self._messages.append(f"[{_STATUS[status]}] {message.decode(errors='replace')}")
+            def log3(_env: Any, status: int, _category: Any, message: bytes) -> None:
+                self._messages.append(f"[{status_name(status)}] {message.decode(errors='replace')}")
 
             self._logger_ref = fmi3LogMessageCallback(log3)
-            self._call("instantiate", self._fmu.instantiate, loggingOn=True, logMessage=log3)
+            self._call("instantiate", fmu.instantiate, loggingOn=True, logMessage=log3)
         else:
             self._call(
                 "instantiate",
-                self._fmu.instantiate,
+                fmu.instantiate,
                 loggingOn=True,
                 callbacks=self._fmi2_callbacks(),
             )
-        self._fast = _FastCalls(self._fmu, self._fmi3)
-        self._stepper = None
+        self._fast = FastCalls(fmu, self._fmi3)
+        self._stepper: ModelExchangeStepper | None = None
         if self.capabilities.interface == "model_exchange":
-            self._stepper = ModelExchangeStepper(self._fmu, md, **self._solver_options)
+            self._stepper = ModelExchangeStepper(
+                fmu,
+                md,
+                solver=self._solver,
+                solver_step=self._solver_step,
+                relative_tolerance=self._relative_tolerance,
+            )
 
-    def _fmi2_callbacks(self):
+    def _fmi2_callbacks(self) -> Any:
         def sink(status: int, text: str) -> None:
-            self._messages.append(f"[{_STATUS[status]}] {text}")
+            self._messages.append(f"[{status_name(status)}] {text}")
 
         _logging.forget(self._log_key)
         callbacks, self._log_key = _logging.fmi2_callbacks(sink)
         self._logger_ref = callbacks
         return callbacks
 
-    def _initialize(self, values: Mapping[str, float | int | bool]) -> None:
+    def _is_structural(self, name: str) -> bool:
+        variable = self.variables.get(name)
+        return variable is not None and variable.causality == STRUCTURAL
+
+    def _initialize(self, values: Mapping[str, Value]) -> None:
         fmu = self._fmu
         if not self._fmi3:
             self._call("setupExperiment", fmu.setupExperiment, startTime=self.start_time)
             self._set_values(values)
             self._call("enterInitializationMode", fmu.enterInitializationMode)
         else:
-            self._set_values(values)
+            structural = {n: v for n, v in values.items() if self._is_structural(n)}
+            if structural:
+                self._call("enterConfigurationMode", fmu.enterConfigurationMode)
+                self._set_values(structural)
+                self._call("exitConfigurationMode", fmu.exitConfigurationMode)
+            self._set_values({n: v for n, v in values.items() if n not in structural})
             self._call(
                 "enterInitializationMode", fmu.enterInitializationMode, startTime=self.start_time
             )
@@ -242,17 +289,33 @@ class FmuUnit:
         if self._stepper is not None:
             self._call("event iteration", self._stepper.start, self.start_time)
         self.time = self.start_time
+        self.stop_request = None
 
-    def reset(self, start_values: Mapping[str, float | int | bool] | None = None) -> str:
+    def _capture_initial_state(self, overridden: bool) -> None:
+        """Keep the state right after an initialisation with the constructor's start values
+        (never one with a reset's overrides: a later plain reset restores this)."""
+        if self.capabilities.can_get_set_state and self._initial_state is None and not overridden:
+            self._initial_state = self._get_state()
+
+    def reset(self, start_values: Mapping[str, Value] | None = None) -> str:
         """Return to the state right after initialisation; returns the rung used.
 
         The constructor's ``start_values``, updated with ``start_values``, are applied again.
         Values of inputs and tunable parameters can be applied after restoring the initial
         snapshot; any other value (a fixed parameter, a start state) needs a fresh
-        initialisation, so the ladder starts at ``fmiReset`` then.
+        initialisation, so the ladder starts at ``fmiReset`` then. A later ``reset()`` without
+        values returns to the constructor's start values whichever rung is used. Structural
+        parameters cannot change on reset (they set the shapes of arrays): make a new unit.
         """
         overrides = dict(start_values or {})
         self._check_values(overrides, when="start")
+        structural = [n for n in overrides if self._is_structural(n)]
+        if structural:
+            raise FmuVariableError(
+                f"{self.name}: {structural} are structural parameters (they set the shapes of "
+                "array variables) and cannot change on reset; create a new FmuUnit with them "
+                "in start_values"
+            )
         values = {**self.start_values, **overrides}
         after_init = all(
             self.variables[n].causality == "input" or self.variables[n].variability == "tunable"
@@ -262,6 +325,7 @@ class FmuUnit:
             # the initial snapshot already holds the constructor's start values
             self._fast.restore(self, self._initial_state)
             self.time = self.start_time
+            self.stop_request = None
             if self._stepper is not None:
                 self._stepper.enter_event_mode()
             if overrides:
@@ -275,30 +339,36 @@ class FmuUnit:
                 self._reset_supported = False
             else:
                 self._initialize(values)
+                self._capture_initial_state(overridden=bool(overrides))
                 self.last_reset = "fmi_reset"
                 return self.last_reset
         self._free_instance()
         self._instantiate()
         self._initialize(values)
-        if self.capabilities.can_get_set_state and self._initial_state is not None:
-            self._initial_state = self._get_state()
+        self._capture_initial_state(overridden=bool(overrides))
         self.last_reset = "reinstantiate"
         return self.last_reset
 
     def _free_instance(self) -> None:
-        if self._fmu is not None and getattr(self._fmu, "component", None) is not None:
+        """Free the FMU instance, and with it every state taken from it."""
+        fmu, self._fmu = self._fmu, None
+        if fmu is not None and getattr(fmu, "component", None) is not None:
+            if self._initial_state is not None:
+                try:
+                    (fmu.freeFMUState if self._fmi3 else fmu.freeFMUstate)(self._initial_state)
+                except Exception:
+                    pass
             try:
-                self._fmu.freeInstance()
+                fmu.freeInstance()
             except Exception:
                 pass
-        self._fmu = None
+        self._initial_state = None
         _logging.forget(getattr(self, "_log_key", None))
         self._log_key = None
 
     def close(self) -> None:
         """Free the instance and give back the extracted directory. Safe to call twice."""
         if getattr(self, "_fmu", None) is not None:
-            self._initial_state = None
             self._free_instance()
         if getattr(self, "_unzipdir", None) is not None:
             _archive.release(self._extraction)
@@ -307,7 +377,7 @@ class FmuUnit:
     def __enter__(self) -> FmuUnit:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -317,18 +387,15 @@ class FmuUnit:
             pass
 
     # -- calls ---------------------------------------------------------------
-    def _call(self, what: str, function, *args, **kwargs):
+    def _call(self, what: str, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         self._messages.clear()
         try:
             return function(*args, **kwargs)
         except FMICallException as error:
             raise FmuCallError(
-                self.name,
-                error.function,
-                _STATUS[error.status] if 0 <= error.status < len(_STATUS) else str(error.status),
-                list(self._messages),
+                self.name, error.function, status_name(error.status), list(self._messages)
             ) from error
-        except FmuCallError:
+        except (FmuCallError, TerminationRequested):
             raise
         except Exception as error:
             if "Failed to instantiate" in str(error):
@@ -342,6 +409,7 @@ class FmuUnit:
 
     # -- variables -----------------------------------------------------------
     def variable(self, name: str) -> Variable:
+        """The variable called ``name``, or FmuVariableError naming similar ones."""
         try:
             return self.variables[name]
         except KeyError:
@@ -353,7 +421,7 @@ class FmuUnit:
         """Variable names in model-description order, optionally of one causality."""
         return [n for n, v in self.variables.items() if causality in (None, v.causality)]
 
-    def _check_values(self, values: Mapping[str, float | int | bool], when: str) -> None:
+    def _check_values(self, values: Mapping[str, Value], when: str) -> None:
         for name, value in values.items():
             variable = self.variable(name)
             if when == "set" and variable.causality not in ("input", "parameter"):
@@ -363,19 +431,20 @@ class FmuUnit:
                 )
             variable.check(value)
 
-    def set(
-        self,
-        name_or_values: str | Mapping[str, float | int | bool],
-        value: float | int | bool | None = None,
-    ) -> None:
-        """Set one variable (``set("u", 1.0)``) or several (``set({"u": 1.0, "k": 2})``).
+    def set(self, name_or_values: str | Mapping[str, Value], value: Value | None = None) -> None:
+        """Set one variable (``set("u", 1.0)``) or several (``set({"u": 1.0, "k": 2})``); an
+        array variable takes an array of its shape.
 
-        Every value is checked against the model description first: an unknown name, a NaN or
-        an out-of-range value raises FmuVariableError and nothing is set.
+        Every value is checked against the model description first: an unknown name, a NaN,
+        an out-of-range value or an array of the wrong shape raises FmuVariableError and
+        nothing is set.
         """
-        values = (
-            {name_or_values: value} if isinstance(name_or_values, str) else dict(name_or_values)
-        )
+        if isinstance(name_or_values, str):
+            if value is None:
+                raise FmuVariableError(f"set('{name_or_values}', value): the value is missing")
+            values: dict[str, Value] = {name_or_values: value}
+        else:
+            values = dict(name_or_values)
         if not values:
             return
         self._check_values(values, when="set")
@@ -386,40 +455,71 @@ class FmuUnit:
                 self._stepper.inputs_changed()
         self._set_values(values)
 
-    def _set_values(self, values: Mapping[str, float | int | bool]) -> None:
-        groups: dict[str, tuple[list[int], list]] = {}
+    def _set_values(self, values: Mapping[str, Value]) -> None:
+        groups: dict[str, tuple[list[int], list[float | int | bool]]] = {}
         for name, value in values.items():
             variable = self.variables[name]
             refs, vals = groups.setdefault(variable.type, ([], []))
             refs.append(variable.value_reference)
-            vals.append(value)
+            vals.extend(flatten(variable, value))
         for type_name, (refs, vals) in groups.items():
-            setter = getattr(self._fmu, "set" + _fmpy_type(type_name, self._fmi3))
-            converted = [_convert(type_name, v) for v in vals]
-            self._call("set" + type_name, setter, refs, converted)
+            setter = getattr(self._fmu, "set" + fmpy_type(type_name, self._fmi3))
+            self._call("set" + type_name, setter, refs, vals)
 
-    def get(self, name: str) -> float | int | bool:
-        """Current value of one variable."""
+    def get(self, name: str) -> Any:
+        """Current value of one variable: a scalar, or for an array variable a new array of
+        its shape."""
         variable = self.variable(name)
-        getter = getattr(self._fmu, "get" + _fmpy_type(variable.type, self._fmi3))
+        getter = getattr(self._fmu, "get" + fmpy_type(variable.type, self._fmi3))
+        if variable.is_array:
+            values = self._call(
+                "get" + variable.type, getter, [variable.value_reference], variable.size
+            )
+            dtype = {"Real": np.float64, "Integer": np.int64, "Boolean": np.bool_}[variable.kind]
+            return np.array(values, dtype=dtype).reshape(variable.shape)
         value = self._call("get" + variable.type, getter, [variable.value_reference])[0]
         return bool(value) if variable.kind == "Boolean" else value
 
-    def get_many(self, names: Iterable[str]) -> dict[str, float | int | bool]:
+    def get_many(self, names: Iterable[str]) -> dict[str, Any]:
+        """Current values by name."""
         return {name: self.get(name) for name in names}
 
     # -- stepping ------------------------------------------------------------
+    @property
+    def terminated(self) -> bool:
+        """Whether the FMU asked to stop (see :attr:`stop_request`)."""
+        return self.stop_request is not None
+
     def step(self, dt: float, *, time: float | None = None) -> float:
         """Advance by ``dt`` seconds from ``time`` (default: the unit's time); returns the new
         time. Pass ``time`` from an exact clock (the co-simulation's integer ticks) so that no
-        float drift accumulates."""
+        float drift accumulates.
+
+        When the FMU asks to stop during the step, :attr:`stop_request` records it and the
+        returned time is where the FMU stopped; stepping again raises FmuStoppedError."""
         if not (dt > 0 and math.isfinite(dt)):
             raise ValueError(f"step size must be a positive finite number of seconds, not {dt}")
+        if self.stop_request is not None:
+            raise FmuStoppedError(
+                f"{self.stop_request.describe()}; it cannot step further. Call reset() to "
+                "start a new run, or restore() a snapshot taken before the stop."
+            )
         now = self.time if time is None else float(time)
+        reached: float | None
         if self._stepper is not None:
-            self._call("model exchange step", self._stepper.step, now, now + dt)
+            function = "model exchange step"
+            try:
+                self._call(function, self._stepper.step, now, now + dt)
+                reached = None
+            except TerminationRequested as request:
+                reached, function = request.time, request.function
         else:
-            self._fast.do_step(self, now, dt)
+            function = "fmi3DoStep" if self._fmi3 else "fmi2DoStep"
+            reached = self._fast.do_step(self, now, dt)
+        if reached is not None:
+            self.time = reached
+            self.stop_request = StopRequest(self.name, reached, function, tuple(self._messages))
+            return self.time
         self.time = now + dt
         return self.time
 
@@ -431,33 +531,52 @@ class FmuUnit:
                 "snapshots. Use reset() to restart it, or re-run from the start to branch."
             )
 
-    def _get_state(self):
+    def _get_state(self) -> Any:
         return self._call(
             "getFMUstate", self._fmu.getFMUState if self._fmi3 else self._fmu.getFMUstate
         )
 
-    def _set_state(self, state) -> None:
+    def _set_state(self, state: Any) -> None:
         setter = self._fmu.setFMUState if self._fmi3 else self._fmu.setFMUstate
         setter(state)
+
+    def _own(self, snapshot: Snapshot) -> None:
+        if snapshot.owner() is not self:
+            raise FmuStateError(f"{self.name}: the snapshot was taken from another unit")
+        if snapshot.generation != self._generation:
+            raise FmuStateError(
+                f"{self.name}: the snapshot was taken from an earlier instance of this unit, "
+                "which reset() freed when it made a new instance (the reinstantiate rung); "
+                "its state cannot go into the new instance. Take snapshots after the reset."
+            )
+
+    def _snapshot_of(self, state: Any, time: float) -> Snapshot:
+        snap = Snapshot(
+            state=state,
+            time=time,
+            owner=weakref.ref(self),
+            generation=self._generation,
+            stop_request=self.stop_request,
+        )
+        snap._finalizer = weakref.finalize(
+            snap, _free_state, weakref.ref(self), self._generation, state
+        )
+        return snap
 
     def snapshot(self) -> Snapshot:
         """Capture the whole FMU state (for what-if branching)."""
         self._require_state()
         if self._stepper is not None:
             self._stepper.inputs_changed()  # both branches restart the solver from here
-        state = self._get_state()
-        snap = Snapshot(state=state, time=self.time, owner=weakref.ref(self))
-        free = self._fmu.freeFMUState if self._fmi3 else self._fmu.freeFMUstate
-        snap._finalizer = weakref.finalize(snap, _free_state, weakref.ref(self), free, state)
-        return snap
+        return self._snapshot_of(self._get_state(), self.time)
 
     def restore(self, snapshot: Snapshot) -> None:
-        """Return to a snapshot taken from this unit."""
+        """Return to a snapshot taken from this unit's current instance."""
         self._require_state()
-        if snapshot.owner() is not self:
-            raise FmuStateError(f"{self.name}: the snapshot was taken from another unit")
+        self._own(snapshot)
         self._call("setFMUstate", self._set_state, snapshot.state)
         self.time = snapshot.time
+        self.stop_request = snapshot.stop_request
         if self._stepper is not None:
             self._stepper.enter_event_mode()
 
@@ -465,6 +584,7 @@ class FmuUnit:
         """Bytes of a snapshot, for saving to disk (needs canSerializeFMUstate)."""
         if not self.capabilities.can_serialize_state:
             raise FmuStateError(f"{self.name}: the FMU declares canSerializeFMUstate=false")
+        self._own(snapshot)
         serialize = self._fmu.serializeFMUState if self._fmi3 else self._fmu.serializeFMUstate
         return bytes(self._call("serializeFMUstate", serialize, snapshot.state))
 
@@ -474,180 +594,21 @@ class FmuUnit:
             raise FmuStateError(f"{self.name}: the FMU declares canSerializeFMUstate=false")
         deserialize = self._fmu.deserializeFMUState if self._fmi3 else self._fmu.deSerializeFMUstate
         state = self._call("deSerializeFMUstate", deserialize, data)
-        snap = Snapshot(state=state, time=time, owner=weakref.ref(self))
-        free = self._fmu.freeFMUState if self._fmi3 else self._fmu.freeFMUstate
-        snap._finalizer = weakref.finalize(snap, _free_state, weakref.ref(self), free, state)
-        return snap
+        return self._snapshot_of(state, time)
 
     # -- fast real I/O ---------------------------------------------------------
     def real_io(self, inputs: Sequence[str], outputs: Sequence[str]) -> RealIO:
-        """A pre-bound exchange of Real inputs and outputs for tight loops (envs, benchmarks)."""
+        """A pre-bound exchange of Real inputs and outputs for tight loops (envs, benchmarks);
+        array variables take their elements in row-major order."""
         return RealIO(self, inputs, outputs)
 
 
-def _free_state(owner_ref, free, state) -> None:
+def _free_state(owner_ref: weakref.ReferenceType, generation: int, state: Any) -> None:
+    """Free a snapshot's state, unless its instance is gone (and the state with it)."""
     owner = owner_ref()
-    if owner is not None and owner._fmu is not None:
-        try:
-            free(state)
-        except Exception:
-            pass
-
-
-def _fmpy_type(type_name: str, fmi3: bool) -> str:
-    if not fmi3:
-        return {"Enumeration": "Integer"}.get(type_name, type_name)
-    return {"Enumeration": "Int64"}.get(type_name, type_name)
-
-
-def _convert(type_name: str, value):
-    if type_name == "Boolean":
-        return bool(value)
-    if type_name in ("Real", "Float64", "Float32"):
-        return float(value)
-    return int(value)
-
-
-_P = ctypes.c_void_p
-
-
-def _raw(function, restype, *argtypes):
-    """A bare prototype of an FMU function: pointers are passed as plain integers, which makes
-    each call about half as costly as through FMPy's argument-converting wrapper."""
-    address = ctypes.cast(function, ctypes.c_void_p).value
-    return ctypes.CFUNCTYPE(restype, *argtypes)(address)
-
-
-class _FastCalls:
-    """Direct C calls for the per-step hot path (set/get Real, doStep, set state)."""
-
-    def __init__(self, fmu, fmi3: bool) -> None:
-        functions = fmu._functions  # FMPy's bound C functions (fmpy >=0.3.20 <0.4)
-        self.fmi3 = fmi3
-        self.component = fmu.component
-        c_int, size = ctypes.c_int, ctypes.c_size_t
-        if fmi3:
-            self.set_real = _raw(functions["fmi3SetFloat64"], c_int, _P, _P, size, _P, size)
-            self.get_real = _raw(functions["fmi3GetFloat64"], c_int, _P, _P, size, _P, size)
-            self.set_state = _raw(functions["fmi3SetFMUState"], c_int, _P, _P)
-            step = functions.get("fmi3DoStep")
-            if step is not None:
-                self.do_step_c = _raw(
-                    step, c_int, _P, ctypes.c_double, ctypes.c_double, ctypes.c_bool, _P, _P, _P, _P
-                )
-            self._flags = (ctypes.c_bool * 3)()
-            self._last_time = ctypes.c_double()
-            base = ctypes.addressof(self._flags)
-            self._flag_addresses = (base, base + 1, base + 2, ctypes.addressof(self._last_time))
-        else:
-            self.set_real = _raw(functions["fmi2SetReal"], c_int, _P, _P, size, _P)
-            self.get_real = _raw(functions["fmi2GetReal"], c_int, _P, _P, size, _P)
-            self.set_state = _raw(functions["fmi2SetFMUstate"], c_int, _P, _P)
-            step = functions.get("fmi2DoStep")
-            if step is not None:
-                self.do_step_c = _raw(step, c_int, _P, ctypes.c_double, ctypes.c_double, c_int)
-
-    def check(self, unit: FmuUnit, function: str, status: int) -> None:
-        if status > 1:  # error, fatal (and discard / pending, which a synchronous step must not)
-            raise FmuCallError(
-                unit.name,
-                function,
-                _STATUS[status] if status < len(_STATUS) else str(status),
-                list(unit._messages),
-            )
-
-    def reals(self, function, vr_address: int, count: int, buffer_address: int) -> int:
-        if self.fmi3:
-            return function(self.component, vr_address, count, buffer_address, count)
-        return function(self.component, vr_address, count, buffer_address)
-
-    def restore(self, unit: FmuUnit, state) -> None:
-        unit._messages.clear()
-        self.check(unit, "setFMUstate", self.set_state(self.component, state.value))
-
-    def do_step(self, unit: FmuUnit, time: float, dt: float) -> None:
-        unit._messages.clear()
-        if self.fmi3:
-            status = self.do_step_c(self.component, time, dt, True, *self._flag_addresses)
-        else:
-            status = self.do_step_c(self.component, time, dt, 1)
-        if status:
-            self.check(unit, "doStep", status)
-
-
-class RealIO:
-    """Writes a vector of Real inputs and reads a vector of Real outputs with one C call each."""
-
-    def __init__(self, unit: FmuUnit, inputs: Sequence[str], outputs: Sequence[str]) -> None:
-        self.unit = unit
-        for name in [*inputs, *outputs]:
-            if unit.variable(name).type not in ("Real", "Float64"):
-                raise FmuVariableError(
-                    f"'{name}' is {unit.variables[name].type}; RealIO "
-                    "exchanges Real/Float64 variables only"
-                )
-        self.inputs = list(inputs)
-        self.outputs = list(outputs)
-        self._in_vr = (ctypes.c_uint32 * len(inputs))(
-            *[unit.variables[n].value_reference for n in inputs]
-        )
-        self._out_vr = (ctypes.c_uint32 * len(outputs))(
-            *[unit.variables[n].value_reference for n in outputs]
-        )
-        self._in = np.zeros(len(inputs))
-        self._out = np.zeros(len(outputs))
-        self._in_address, self._out_address = self._in.ctypes.data, self._out.ctypes.data
-        self._in_vr_address = ctypes.addressof(self._in_vr)
-        self._out_vr_address = ctypes.addressof(self._out_vr)
-        self._low = np.array([_bound(unit.variables[n].min, -np.inf) for n in inputs])
-        self._high = np.array([_bound(unit.variables[n].max, np.inf) for n in inputs])
-
-    def write(self, values: np.ndarray) -> None:
-        """Set every input; NaN or out-of-range values raise FmuVariableError, nothing is set."""
-        values = np.asarray(values, dtype=np.float64)
-        # NaN fails both comparisons, so one test covers NaN, infinities and bounds
-        inside = (values >= self._low) & (values <= self._high)
-        if not inside.all():
-            index = int(np.flatnonzero(~inside)[0])
-            self.unit.variable(self.inputs[index]).check(float(values[index]))
-        self.write_checked(values)
-
-    def write_checked(self, values: np.ndarray) -> None:
-        """:meth:`write` for values the caller has already checked against the bounds."""
-        if not len(values):
-            return
-        unit, fast = self.unit, self.unit._fast
-        if unit._stepper is not None:
-            unit.set(dict(zip(self.inputs, values.tolist(), strict=True)))
-            return
-        self._in[:] = values
-        unit._messages.clear()
-        status = fast.reals(fast.set_real, self._in_vr_address, len(self._in), self._in_address)
-        if status:
-            fast.check(unit, "setReal", status)
-
-    def read(self) -> np.ndarray:
-        """The outputs now (a new array)."""
-        if not self.outputs:
-            return np.zeros(0)
-        fast = self.unit._fast
-        status = fast.reals(fast.get_real, self._out_vr_address, len(self._out), self._out_address)
-        if status:
-            fast.check(self.unit, "getReal", status)
-        return self._out.copy()
-
-    def exchange(
-        self, values: np.ndarray, dt: float, time: float | None = None, *, checked: bool = False
-    ) -> np.ndarray:
-        """Write the inputs, step by ``dt`` and read the outputs (one env step).
-        ``checked=True`` skips the bounds check the caller has already made."""
-        if checked:
-            self.write_checked(values)
-        else:
-            self.write(values)
-        self.unit.step(dt, time=time)
-        return self.read()
-
-
-def _bound(value: float | None, default: float) -> float:
-    return default if value is None else float(value)
+    if owner is None or owner._fmu is None or owner._generation != generation:
+        return
+    try:
+        (owner._fmu.freeFMUState if owner._fmi3 else owner._fmu.freeFMUstate)(state)
+    except Exception:
+        pass

@@ -16,15 +16,18 @@ import signal
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from envs.fmu.errors import FmuWorkerError
+from envs.fmu.errors import FmuVariableError, FmuWorkerError, StopRequest
+from envs.fmu.variables import Value, Variable
 
 
-def _serve(connection, path: str, options: dict) -> None:
-    from envs.fmu.unit import FmuUnit
+def _serve(connection: Connection, path: str, options: dict[str, Any]) -> None:
+    from envs.fmu.unit import FmuUnit, Snapshot
 
     try:
         unit = FmuUnit(path, **options)
@@ -43,9 +46,10 @@ def _serve(connection, path: str, options: dict) -> None:
             },
         )
     )
-    snapshots: dict[int, object] = {}
-    ios: dict[int, object] = {}
+    snapshots: dict[int, Snapshot] = {}
+    ios: dict[int, Any] = {}
     counter = 0
+    result: Any
     while True:
         try:
             method, args = connection.recv()
@@ -75,13 +79,15 @@ def _serve(connection, path: str, options: dict) -> None:
                 result = getattr(ios[handle], operation)(*rest)
             else:
                 result = getattr(unit, method)(*args)
-            connection.send(("ok", (result, unit.time, unit.last_reset)))
+            connection.send(("ok", (result, unit.time, unit.last_reset, unit.stop_request)))
         except BaseException as error:
             connection.send(("error", error))
 
 
 @dataclass
 class WorkerSnapshot:
+    """A snapshot held in the worker process, addressed by ``handle``."""
+
     handle: int
     time: float
     owner: weakref.ReferenceType
@@ -90,10 +96,14 @@ class WorkerSnapshot:
 class FmuWorker:
     """Runs ``FmuUnit(fmu, **options)`` in a child process and forwards calls to it.
 
-    ``call_timeout`` (seconds, default none) kills a worker whose FMU hangs.
+    ``call_timeout`` (seconds, default none) kills a worker whose FMU hangs. An FMU's request
+    to stop reaches the caller as in :class:`envs.fmu.FmuUnit`: ``stop_request`` and
+    ``terminated``, and a further step raises :class:`envs.fmu.FmuStoppedError`.
     """
 
-    def __init__(self, fmu: str | Path, *, call_timeout: float | None = None, **options) -> None:
+    def __init__(
+        self, fmu: str | Path, *, call_timeout: float | None = None, **options: Any
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self._connection, child = context.Pipe()
         self._process = context.Process(
@@ -106,17 +116,19 @@ class FmuWorker:
         child.close()
         self.call_timeout = call_timeout
         self.name = Path(fmu).stem
+        self._closed = True  # until the worker answers
         meta = self._receive()
-        self.variables = meta["variables"]
+        self.variables: dict[str, Variable] = meta["variables"]
         self.capabilities = meta["capabilities"]
         self.name = meta["name"]
         self.time = meta["time"]
         self.start_values = meta["start_values"]
         self.last_reset: str | None = None
+        self.stop_request: StopRequest | None = None
         self._closed = False
 
     # -- transport -------------------------------------------------------------
-    def _receive(self):
+    def _receive(self) -> Any:
         try:
             if self.call_timeout is not None and not self._connection.poll(self.call_timeout):
                 self._process.kill()
@@ -147,7 +159,7 @@ class FmuWorker:
             "calling process is unharmed; create a new FmuWorker to continue."
         )
 
-    def _call(self, method: str, *args):
+    def _call(self, method: str, *args: Any) -> Any:
         if self._closed:
             raise FmuWorkerError(f"{self.name}: the worker is closed")
         try:
@@ -155,33 +167,40 @@ class FmuWorker:
         except (OSError, ConnectionError) as error:
             self._process.join(timeout=5)
             raise FmuWorkerError(self._death_message()) from error
-        result, self.time, self.last_reset = self._receive()
+        result, self.time, self.last_reset, self.stop_request = self._receive()
         return result
 
     # -- the FmuUnit interface -----------------------------------------------------
-    def set(self, name_or_values: str | Mapping, value=None) -> None:
+    def set(self, name_or_values: str | Mapping[str, Value], value: Value | None = None) -> None:
+        """:meth:`envs.fmu.FmuUnit.set` in the worker."""
         self._call("set", name_or_values, value)
 
-    def get(self, name: str):
+    def get(self, name: str) -> Any:
+        """:meth:`envs.fmu.FmuUnit.get` in the worker."""
         return self._call("get", name)
 
-    def get_many(self, names: Sequence[str]) -> dict:
+    def get_many(self, names: Sequence[str]) -> dict[str, Any]:
         return self._call("get_many", list(names))
 
     def names(self, causality: str | None = None) -> list[str]:
         return [n for n, v in self.variables.items() if causality in (None, v.causality)]
 
-    def variable(self, name: str):
-        from envs.fmu.errors import FmuVariableError
-
+    def variable(self, name: str) -> Variable:
         if name not in self.variables:
             raise FmuVariableError(f"{self.name} has no variable '{name}'")
         return self.variables[name]
 
+    @property
+    def terminated(self) -> bool:
+        """Whether the FMU asked to stop (see ``stop_request``)."""
+        return self.stop_request is not None
+
     def step(self, dt: float, *, time: float | None = None) -> float:
+        """:meth:`envs.fmu.FmuUnit.step` in the worker."""
         return self._call("step", dt, time) if time is not None else self._call("step", dt)
 
-    def reset(self, start_values: Mapping | None = None) -> str:
+    def reset(self, start_values: Mapping[str, Value] | None = None) -> str:
+        """:meth:`envs.fmu.FmuUnit.reset` in the worker; returns the rung used."""
         return self._call("reset", start_values)
 
     def snapshot(self) -> WorkerSnapshot:
@@ -221,7 +240,7 @@ class FmuWorker:
     def __enter__(self) -> FmuWorker:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -231,7 +250,7 @@ class FmuWorker:
             pass
 
 
-def _forget(owner_ref, handle: int) -> None:
+def _forget(owner_ref: weakref.ReferenceType, handle: int) -> None:
     owner = owner_ref()
     if owner is not None and not owner._closed and owner._process.is_alive():
         try:
