@@ -12,13 +12,19 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Debian packages the tests need, installed only when the command is missing. PostgreSQL's
 # initdb lives outside PATH on Debian (/usr/lib/postgresql/<major>/bin), so it is looked up there.
 SYSTEM_TOOLS := cmake:cmake
+# Test tools for the minimum-versions job (not themselves under test there).
+TEST_TOOLS := "pytest>=8,<10" "psycopg[binary]>=3.2,<4" "dask[distributed]>=2024.1,<2027"
 
-.PHONY: demo test install fmus system-deps lint clean
+PACKAGES := envs agents optimizers federation edge_bridge fmus
+PYTHON_SOURCES := $(PACKAGES) scripts tests .ci
+
+.PHONY: demo test install fmus system-deps lint test-min clean
 
 demo: fmus
 	$(PY) scripts/demo.py
 
-test: fmus system-deps
+# The test command (CI runs exactly this): lint, format check and type check, then the suite.
+test: fmus system-deps lint
 	$(PY) -m pytest
 
 install: $(INSTALLED)
@@ -46,8 +52,25 @@ system-deps:
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 
+# ruff (rules in pyproject.toml, incl. annotations on public functions), the formatter's check,
+# and mypy over the packages (its settings in pyproject.toml). Any finding fails.
 lint: $(INSTALLED)
-	$(PY) -m ruff check .
+	$(PY) -m ruff check $(PYTHON_SOURCES)
+	$(PY) -m ruff format --check $(PYTHON_SOURCES)
+	$(PY) -m mypy
+
+# The declared dependency floors, tested: a second venv with every runtime dependency at its
+# '>=' floor from pyproject.toml (torch at the CPU build this machine has), then the suite.
+MIN_VENV := .venv-min
+test-min: fmus system-deps
+	rm -rf $(MIN_VENV) && $(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(MIN_VENV)/bin/python -m pip install --quiet $(TORCH_SPEC)
+	$(PY) .ci/lowest_requirements.py | grep -v '^torch==' > $(MIN_VENV)/floors.txt
+	$(MIN_VENV)/bin/python -m pip install --quiet -r $(MIN_VENV)/floors.txt $(TEST_TOOLS)
+	$(MIN_VENV)/bin/python -m pip install --quiet --no-deps -e .
+	$(MIN_VENV)/bin/python -m pip check
+	$(MIN_VENV)/bin/python -m pytest -q
 
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) $(MIN_VENV) runs build *.egg-info
