@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
 import numpy as np
 
+from envs.atomic import write_atomic
 from optimizers.algorithms import RunResult, check_request, run_algorithm
 from optimizers.archive import Archive, non_dominated
 from optimizers.config import BenchmarkConfig
 from optimizers.indicators import Normalisation, hypervolume, igd
-from optimizers.pareto import write_atomic
 from optimizers.problems import BaseProblem, StandardProblem, make_problem
 
 
@@ -192,8 +193,18 @@ def summary_rows(scores: ProblemScores) -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    titles = ("problem", "algorithm", "runs", "HV median", "HV IQR", "× random", "IGD median")
-    titles += ("IGD IQR", "failures", "eval/s")
+    titles = (
+        "problem",
+        "algorithm",
+        "runs",
+        "HV median",
+        "HV IQR",
+        "× random",
+        "IGD median",
+        "IGD IQR",
+        "failures",
+        "eval/s",
+    )
     lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     for r in rows:
         igd_cells = f"{r['igd_median']:.4f} | {r['igd_iqr']:.4f}" if "igd_median" in r else "– | –"
@@ -216,7 +227,11 @@ def format_tests(problem: str, tests: list[dict]) -> str:
 
 
 def run_benchmark(
-    config: BenchmarkConfig, *, force: bool = False, progress: bool = True, echo=print
+    config: BenchmarkConfig,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    echo: Callable[[str], object] = print,
 ) -> dict:
     """Run (or load from the cache) every cell of the benchmark, score, write ``results.json``,
     ``table.md`` and ``anytime_<problem>.png`` into ``config.out_dir``; returns the results."""

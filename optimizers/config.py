@@ -3,34 +3,46 @@ one loader, :mod:`envs.config` (unknown keys, wrong types and out-of-range value
 name the file, the key and the allowed range).
 
 ``configs/optimize.toml`` and ``configs/optimize_benchmark.toml`` are the shipped examples; every
-field has a default, so a file only needs the keys it changes.
+field has a default, so a file only needs the keys it changes. Scripts put their command-line
+options over a file with :func:`load_optimize_config` / :func:`load_benchmark_config`, which go
+through :func:`envs.config.load_config` (defaults → TOML file → command line).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from envs.config import ConfigError, from_mapping, load_toml, setting
+from envs.config import load_config, setting
+from envs.seeding import HELD_OUT_SEEDS_FROM
+from optimizers.registry import ALGORITHMS
 
-ALGORITHMS = (
-    "nsga2",
-    "nsga3",
-    "moead",
-    "random",
-    "weighted_sum",
-    "optuna_nsga2",
-    "optuna_tpe",
-)
-"""Every algorithm name :func:`optimizers.run_algorithm` accepts; ``nsga2`` is the default."""
+__all__ = [
+    "ALGORITHMS",
+    "BENCHMARK_FACTORY_DEFAULTS",
+    "BENCHMARK_PROBLEMS",
+    "ENGINES",
+    "GRANULARITIES",
+    "PICK_RULES",
+    "STANDARD_PROBLEMS",
+    "BenchmarkConfig",
+    "OptimizeConfig",
+    "PlantChange",
+    "ProblemConfig",
+    "given",
+    "load_benchmark_config",
+    "load_optimize_config",
+]
+
 ENGINES = ("serial", "processes", "dask")
 """Where evaluations run: in this process, in a local process pool, or on a Dask cluster."""
 GRANULARITIES = ("machine", "station")
 STANDARD_PROBLEMS = ("zdt1", "dtlz2")
 BENCHMARK_PROBLEMS = (*STANDARD_PROBLEMS, "factory")
-OPTIMISATION_SEEDS_BELOW = 1000
-"""Simulation seeds of the optimisation stay below this; held-out comparisons start here (the
-same split as PPO training and :mod:`agents.evaluation`)."""
+PICK_RULES = ("knee", "weights")
+"""How a plan is picked from a front (:func:`optimizers.pareto.pick_plan`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,10 +70,10 @@ class ProblemConfig:
         doc="hour of the week each evaluation starts at (0 = Monday 00:00; 6 = first shift)",
     )
     seeds: int = setting(
-        2, low=1, high=OPTIMISATION_SEEDS_BELOW, doc="simulation seeds averaged per evaluation"
+        2, low=1, high=HELD_OUT_SEEDS_FROM, doc="simulation seeds averaged per evaluation"
     )
     first_seed: int = setting(
-        0, low=0, high=OPTIMISATION_SEEDS_BELOW - 1, doc="first simulation seed (common to all)"
+        0, low=0, high=HELD_OUT_SEEDS_FROM - 1, doc="first simulation seed (common to all)"
     )
     granularity: str = setting(
         "machine",
@@ -77,10 +89,10 @@ class ProblemConfig:
     plant_changes: tuple[PlantChange, ...] = setting((), doc="[[problem.plant_changes]] tables")
 
     def __post_init__(self) -> None:
-        if self.first_seed + self.seeds > OPTIMISATION_SEEDS_BELOW:
+        if self.first_seed + self.seeds > HELD_OUT_SEEDS_FROM:
             raise ValueError(
                 f"first_seed + seeds = {self.first_seed + self.seeds} reaches the held-out "
-                f"seeds (>= {OPTIMISATION_SEEDS_BELOW}); lower first_seed or seeds"
+                f"seeds (>= {HELD_OUT_SEEDS_FROM}); lower first_seed or seeds"
             )
 
 
@@ -101,7 +113,7 @@ class OptimizeConfig:
         "", doc="Dask scheduler, e.g. tcp://10.0.0.5:8786 (empty: a local cluster)"
     )
     out_dir: str = setting("runs/optimize", doc="folder for the Pareto set, plots, comparison")
-    pick: str = setting("knee", choices=("knee", "weights"), doc="how the plan is chosen")
+    pick: str = setting("knee", choices=PICK_RULES, doc="how the plan is chosen")
     weights: tuple[float, ...] = setting(
         (), low=0.0, high=1e6, doc="w1, w2, w3 for pick = 'weights' (default: the scenario's)"
     )
@@ -118,7 +130,7 @@ class OptimizeConfig:
             raise ValueError(f"weights needs 3 values (w1, w2, w3), not {len(self.weights)}")
 
 
-BENCHMARK_FACTORY_DEFAULTS = {"horizon_h": 8.0, "seeds": 1}
+BENCHMARK_FACTORY_DEFAULTS: dict[str, Any] = {"horizon_h": 8.0, "seeds": 1}
 """The benchmark's factory problem is cheaper than an optimisation run's (many runs)."""
 
 
@@ -151,42 +163,31 @@ class BenchmarkConfig:
     out_dir: str = setting("runs/benchmark")
 
 
-def merge(base: dict, overrides: dict) -> dict:
-    """``base`` updated with ``overrides``, nested tables merged key by key."""
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+def given(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options a user gave, as overrides for :func:`envs.config.load_config`: ``None``
+    (an option not given) is left out, nested tables too when nothing in them was given."""
+    overrides: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            value = given(value) or None
+        if value is not None:
+            overrides[key] = value
+    return overrides
 
 
-def build_config(cls: type, path: str | Path | None, overrides: dict, base: dict | None = None):
-    """``cls`` from ``base`` values, then the TOML file at ``path`` (optional), then command-line
-    ``overrides``, validated together; errors name the file (or the command line) and the key."""
-    data: dict = {}
-    source = "command line"
-    if path is not None:
-        import tomllib
-
-        path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such file; pass an existing --config") from None
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path}: not valid TOML: {error}") from error
-        source = f"{path} (with command-line overrides)" if overrides else str(path)
-    return from_mapping(cls, merge(merge(base or {}, data), overrides), source=source)
+def load_optimize_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> OptimizeConfig:
+    """An :class:`OptimizeConfig`: defaults, then the TOML file at ``path`` (optional), then
+    ``overrides`` (command-line options); errors name the file or the command line, and the
+    key."""
+    return load_config(OptimizeConfig, path, overrides)
 
 
-def load_optimize_config(path: str | Path) -> OptimizeConfig:
-    """An :class:`OptimizeConfig` from TOML; errors name the file and the key."""
-    return load_toml(OptimizeConfig, path)
-
-
-def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
-    """A :class:`BenchmarkConfig` from TOML; errors name the file and the key. Keys missing
-    from a ``[factory]`` table keep the benchmark's factory defaults."""
-    return build_config(BenchmarkConfig, path, {}, {"factory": dict(BENCHMARK_FACTORY_DEFAULTS)})
+def load_benchmark_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> BenchmarkConfig:
+    """A :class:`BenchmarkConfig` like :func:`load_optimize_config`; keys missing from a
+    ``[factory]`` table keep the benchmark's factory defaults."""
+    base = {"factory": dict(BENCHMARK_FACTORY_DEFAULTS)}
+    return load_config(BenchmarkConfig, path, overrides, base)

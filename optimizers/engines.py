@@ -15,7 +15,7 @@ Results do not depend on the engine: each task carries its seeds (common random 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from optimizers.config import ENGINES
 
@@ -23,12 +23,18 @@ OnResult = Callable[[Any], None] | None
 
 
 class Engine(Protocol):
+    """What every engine does: map a picklable function over tasks, in task order."""
+
     name: str
     workers: int
 
     def map(self, fn: Callable, tasks: Sequence, on_result: OnResult = None) -> list: ...
 
     def close(self) -> None: ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class SerialEngine:
@@ -38,6 +44,7 @@ class SerialEngine:
     workers = 1
 
     def map(self, fn: Callable, tasks: Sequence, on_result: OnResult = None) -> list:
+        """``[fn(task) for task in tasks]``, calling ``on_result`` after each."""
         results = []
         for task in tasks:
             results.append(fn(task))
@@ -46,14 +53,15 @@ class SerialEngine:
         return results
 
     def close(self) -> None:
+        """Free the FMUs of the lines this process built."""
         from optimizers.simulate import close_lines
 
         close_lines()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -86,10 +94,10 @@ class ProcessEngine:
         self._pool.close()
         self._pool.join()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -130,14 +138,16 @@ class DaskEngine:
         if self._cluster is not None:
             self._cluster.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def make_engine(name: str = "serial", workers: int = 1, address: str = ""):
+def make_engine(
+    name: str = "serial", workers: int = 1, address: str = ""
+) -> SerialEngine | ProcessEngine | DaskEngine:
     """An engine by name: ``serial``, ``processes`` or ``dask`` (a context manager)."""
     if name == "serial":
         return SerialEngine()

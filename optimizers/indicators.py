@@ -3,6 +3,7 @@ IGD against a known front, the knee point and the weighted choice."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,7 +71,7 @@ def knee_point(F: np.ndarray) -> int:
     return int(np.argmin(np.linalg.norm(scaled, axis=1)))
 
 
-def weighted_choice(F: np.ndarray, weights) -> int:
+def weighted_choice(F: np.ndarray, weights: Sequence[float] | np.ndarray) -> int:
     """Index of the point with the smallest w·F."""
     F = np.atleast_2d(np.asarray(F, dtype=float))
     if len(F) == 0:

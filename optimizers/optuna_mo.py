@@ -12,15 +12,16 @@ uses its constant liar for the pending trials of a batch. Warm-start rows are en
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
-from optimizers.problems import BaseProblem, Evaluator
+from optimizers.population import BudgetedEvaluator, SearchSpace, spread
 
 SAMPLERS = ("nsga2", "tpe")
 
 
-def _constraints(trial) -> list[float]:
+def _constraints(trial: Any) -> list[float]:
     return list(trial.user_attrs["constraints"])
 
 
@@ -31,7 +32,9 @@ def has_set_constraint() -> bool:
     return hasattr(optuna.trial.Trial, "set_constraint")
 
 
-def make_sampler(name: str, seed: int, pop_size: int, constrained: bool):
+def make_sampler(name: str, seed: int, pop_size: int, constrained: bool) -> Any:
+    """The optuna sampler ``name`` (``nsga2`` or ``tpe``), seeded, reading the constraints the
+    way this optuna records them."""
     import optuna
 
     constraints = _constraints if constrained and not has_set_constraint() else None
@@ -51,17 +54,17 @@ def make_sampler(name: str, seed: int, pop_size: int, constrained: bool):
 
 
 def run_optuna(
-    problem: BaseProblem,
-    evaluator: Evaluator,
+    problem: SearchSpace,
+    evaluator: BudgetedEvaluator,
     seed: int,
     pop_size: int,
     initial: np.ndarray | None,
     sampler: str,
-):
+) -> Any:
     """Ask, evaluate and tell in batches until the evaluator's budget is spent; returns the
     study."""
     import optuna
-    from optuna.distributions import FloatDistribution
+    from optuna.distributions import BaseDistribution, FloatDistribution
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
@@ -71,13 +74,11 @@ def run_optuna(
             sampler=make_sampler(sampler, seed, pop_size, problem.n_constr > 0),
         )
         names = problem.var_names
-        distributions = {
+        distributions: dict[str, BaseDistribution] = {
             name: FloatDistribution(float(low), float(high))
             for name, low, high in zip(names, problem.xl, problem.xu, strict=True)
         }
         if initial is not None:
-            from optimizers.algorithms import spread
-
             for row in spread(initial, evaluator.remaining):
                 study.enqueue_trial(dict(zip(names, map(float, row), strict=True)))
         while not evaluator.exhausted:

@@ -29,12 +29,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from envs.machines import MachineState
 from envs.scenario import Scenario
 from optimizers.config import GRANULARITIES
+
+if TYPE_CHECKING:
+    from envs.line import ProductionLine
 
 WEAR_THRESHOLD_BOUNDS = (0.3, 1.0)
 STANDBY_TIMEOUT_BOUNDS_MIN = (0.0, 120.0)
@@ -74,13 +78,6 @@ class OperatingPlan:
     """Speed multiplier per tariff price."""
 
 
-def machine_names(scenario: Scenario) -> list[str]:
-    """Machine names in line order, as :class:`envs.line.ProductionLine` names them."""
-    return [
-        f"{station.name}-{k + 1}" for station in scenario.stations for k in range(station.machines)
-    ]
-
-
 def tariff_prices(scenario: Scenario) -> tuple[float, ...]:
     """Distinct prices of the time-of-use tariff (weekdays and weekend), EUR/kWh, ascending."""
     tariff = scenario.tariff
@@ -97,8 +94,8 @@ class PlanEncoding:
             )
         self.scenario = scenario
         self.granularity = granularity
-        self.machine_names = machine_names(scenario)
-        stations = [s for s in scenario.stations for _ in range(s.machines)]
+        self.machine_names = scenario.machine_names
+        stations = [station for _, station in scenario.machines()]
         self.speed_ranges = np.array([s.speed_range for s in stations], dtype=float)
         if granularity == "machine":
             self.group_names = list(self.machine_names)
@@ -151,6 +148,7 @@ class PlanEncoding:
 
     @property
     def n_var(self) -> int:
+        """Entries of the decision vector."""
         return len(self.variables)
 
     def check(self, x: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -213,6 +211,7 @@ class PlanEncoding:
         return self.check(values)
 
     def as_dict(self, x: Sequence[float] | np.ndarray) -> dict[str, float]:
+        """``name -> value`` of a decision vector (the inverse of :meth:`from_dict`)."""
         return {n: float(v) for n, v in zip(self.names, np.asarray(x, dtype=float), strict=True)}
 
     def from_dict(self, values: dict[str, float], source: str = "plan") -> np.ndarray:
@@ -234,7 +233,7 @@ class PlanController:
         self.scenario = scenario
         self.interval_min = scenario.decision_interval_s / 60.0
         self.speed_ranges = np.array(
-            [s.speed_range for s in scenario.stations for _ in range(s.machines)], dtype=float
+            [station.speed_range for _, station in scenario.machines()], dtype=float
         )
         self.reset()
 
@@ -248,7 +247,7 @@ class PlanController:
         level = int(np.argmin(np.abs(np.asarray(self.plan.tariff_prices) - price)))
         return float(self.plan.tariff_speed[level])
 
-    def decide(self, line) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def decide(self, line: ProductionLine) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(speed factors, maintenance requests, standby permissions) for the next interval of
         ``line`` (an :class:`envs.line.ProductionLine`), from its current state."""
         machines = line.machines

@@ -1,5 +1,6 @@
-"""PNG plots: the Pareto front of a run (pairwise objectives, feasible vs infeasible) and the
-anytime hypervolume curves of a benchmark (median with the interquartile band)."""
+"""PNG plots, written atomically: the Pareto front of a run (pairwise objectives, feasible vs
+infeasible) and the anytime hypervolume curves of a benchmark (median with the interquartile
+band)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from envs.atomic import atomic_path
 from optimizers.archive import Archive
 
 LABELS = {"cost": "C cost [EUR]", "energy_kwh": "E energy [kWh]", "downtime_h": "D downtime [h]"}
@@ -80,8 +82,8 @@ def plot_pareto(
         figure.suptitle(title)
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    with atomic_path(path) as temporary:  # the format follows the suffix, kept by the temporary
+        figure.savefig(temporary, dpi=110)
     plt.close(figure)
     return path
 
@@ -105,7 +107,7 @@ def plot_anytime(curves: dict[str, dict[str, np.ndarray]], path: Path, *, title:
         axis.set_title(title)
     figure.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    with atomic_path(path) as temporary:  # the format follows the suffix, kept by the temporary
+        figure.savefig(temporary, dpi=110)
     plt.close(figure)
     return path

@@ -20,12 +20,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 import numpy as np
 
+from envs.equipment import ParameterError, check_parameter
+from envs.kpi import CONSTRAINT_VIOLATION_PENALTY
 from envs.scenario import Scenario, load_scenario
 from optimizers.archive import Archive
 from optimizers.config import STANDARD_PROBLEMS, PlantChange, ProblemConfig
+from optimizers.engines import Engine, OnResult
 from optimizers.plan import PlanBoundsError, PlanEncoding
 from optimizers.simulate import (
     CONSTRAINTS,
@@ -54,10 +58,13 @@ class BaseProblem:
     constr_names: tuple[str, ...] = ()
     default_weights: tuple[float, ...]
     """Weights of the weighted-sum scalarisation (and of ``pick = 'weights'``)."""
-    violation_penalty: float = 1_000.0
-    """Added to the weighted sum per unit of constraint violation."""
+    violation_penalty: float = CONSTRAINT_VIOLATION_PENALTY
+    """Added to the weighted sum (and, for MOEA/D, to every objective) per unit of constraint
+    violation (:data:`envs.kpi.CONSTRAINT_VIOLATION_PENALTY`)."""
 
     def check(self, X: np.ndarray) -> np.ndarray:
+        """``X`` as a 2-D float array inside the bounds, or :class:`PlanBoundsError` naming the
+        first entry outside them."""
         X = np.atleast_2d(np.asarray(X, dtype=float))
         if X.shape[1] != self.n_var:
             raise PlanBoundsError(
@@ -73,7 +80,10 @@ class BaseProblem:
             )
         return np.clip(X, self.xl, self.xu)
 
-    def evaluate_batch(self, X: np.ndarray, engine, on_result=None) -> list[Evaluation]:
+    def evaluate_batch(
+        self, X: np.ndarray, engine: Engine | None, on_result: OnResult = None
+    ) -> list[Evaluation]:
+        """One :class:`Evaluation` per row of ``X``, in order, computed on ``engine``."""
         raise NotImplementedError
 
     def fingerprint(self) -> str:
@@ -101,11 +111,15 @@ class StandardProblem(BaseProblem):
         self.default_weights = (1.0 / self.n_obj,) * self.n_obj
 
     def true_front(self, points: int = 1000) -> np.ndarray:
+        """The known Pareto front (``points`` of it for ZDT1)."""
         if self.name == "zdt1":
             return self.pymoo.pareto_front(n_pareto_points=points)
         return self.pymoo.pareto_front()
 
-    def evaluate_batch(self, X: np.ndarray, engine=None, on_result=None) -> list[Evaluation]:
+    def evaluate_batch(
+        self, X: np.ndarray, engine: Engine | None = None, on_result: OnResult = None
+    ) -> list[Evaluation]:
+        """Evaluated in this process (``engine`` is not needed)."""
         F = self.pymoo.evaluate(np.atleast_2d(X), return_values_of=["F"])
         results = [Evaluation(F=f, G=np.zeros(0)) for f in F]
         if on_result is not None:
@@ -118,28 +132,24 @@ class StandardProblem(BaseProblem):
 
 
 def _check_plant_changes(scenario: Scenario, changes: tuple[PlantChange, ...]) -> None:
-    import fmus
-    from fmus._codegen import read_model_info
-
-    kinds = {f"{s.name}-{k + 1}": s.equipment for s in scenario.stations for k in range(s.machines)}
+    """Each change names a machine of the scenario and a parameter of its equipment, in range
+    (:func:`envs.equipment.check_parameter`); otherwise a ValueError saying which."""
+    equipment = scenario.machine_equipment
     for change in changes:
-        if change.machine not in kinds:
+        if change.machine not in equipment:
             raise ValueError(
-                f"plant change names machine '{change.machine}'; the machines are {sorted(kinds)}"
+                f"plant change names machine '{change.machine}'; the machines are "
+                f"{sorted(equipment)}"
             )
-        info = read_model_info(fmus.model_dir(kinds[change.machine]) / "modelDescription.xml")
-        parameters = {v.name: v for v in info.variables if v.causality == "parameter"}
-        variable = parameters.get(change.parameter)
-        if variable is None:
-            raise ValueError(
-                f"plant change: '{change.parameter}' is not a parameter of "
-                f"{kinds[change.machine]}; its parameters are {', '.join(sorted(parameters))}"
+        try:
+            check_parameter(
+                equipment[change.machine],
+                change.parameter,
+                change.value,
+                key=f"{change.machine}.{change.parameter}",
             )
-        if not variable.min <= change.value <= variable.max:
-            raise ValueError(
-                f"plant change: {change.machine}.{change.parameter} = {change.value} is outside "
-                f"[{variable.min}, {variable.max}] {variable.unit}".rstrip()
-            )
+        except ParameterError as error:
+            raise ValueError(f"plant change: {error}") from None
 
 
 class FactoryProblem(BaseProblem):
@@ -151,7 +161,9 @@ class FactoryProblem(BaseProblem):
 
     name = "factory"
 
-    def __init__(self, config: ProblemConfig | None = None, *, scenario: Scenario | None = None):
+    def __init__(
+        self, config: ProblemConfig | None = None, *, scenario: Scenario | None = None
+    ) -> None:
         self.config = config = config or ProblemConfig()
         self.scenario = scenario if scenario is not None else load_scenario(config.scenario)
         self.encoding = PlanEncoding(self.scenario, config.granularity)
@@ -184,7 +196,12 @@ class FactoryProblem(BaseProblem):
         self.constr_names = CONSTRAINTS
         self.default_weights = (objective.w_cost, objective.w_energy, objective.w_downtime)
 
-    def evaluate_batch(self, X: np.ndarray, engine, on_result=None) -> list[Evaluation]:
+    def evaluate_batch(
+        self, X: np.ndarray, engine: Engine | None, on_result: OnResult = None
+    ) -> list[Evaluation]:
+        """Simulated on ``engine`` (:func:`optimizers.simulate.evaluate_plan` per row)."""
+        if engine is None:
+            raise ValueError("the factory problem is simulated on an engine; pass one")
         tasks = [(self.spec, np.asarray(x, dtype=float)) for x in np.atleast_2d(X)]
         return engine.map(evaluate_plan, tasks, on_result)
 
@@ -219,7 +236,7 @@ class Evaluator:
     def __init__(
         self,
         problem: BaseProblem,
-        engine,
+        engine: Engine,
         budget: int,
         *,
         on_evaluation: Callable[[int], None] | None = None,
@@ -234,13 +251,20 @@ class Evaluator:
 
     @property
     def remaining(self) -> int:
+        """Evaluations left in the budget."""
         return self.budget - len(self.archive)
 
     @property
     def exhausted(self) -> bool:
+        """Whether the budget is spent."""
         return self.remaining <= 0
 
+    def _tick(self, _result: Any) -> None:
+        if self.on_evaluation is not None:
+            self.on_evaluation(1)
+
     def __call__(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(F, G)`` of the rows of ``X``; rows beyond the budget get :data:`FAILED_VALUE`."""
         X = self.problem.check(X)
         n = min(len(X), max(0, self.remaining))
         F = np.full((len(X), self.problem.n_obj), FAILED_VALUE)
@@ -248,7 +272,7 @@ class Evaluator:
         if n == 0:
             return F, G
         started = time.perf_counter()
-        tick = (lambda _result: self.on_evaluation(1)) if self.on_evaluation else None
+        tick = self._tick if self.on_evaluation is not None else None
         results = self.problem.evaluate_batch(X[:n], self.engine, tick)
         self.wall_seconds += time.perf_counter() - started
         for i, (x, result) in enumerate(zip(X[:n], results, strict=True)):

@@ -2,7 +2,7 @@
 
 :func:`evaluate_plan` is what every worker runs. It keeps one :class:`ProductionLine` per
 scenario in the worker process and resets it for every seed with a fresh
-``numpy.random.default_rng(seed)``: every candidate meets the same demand and failure draws
+:func:`envs.seeding.event_rng` ``(seed)``: every candidate meets the same demand and failure draws
 (common random numbers), and a reused line gives the same numbers as a new one. KPIs come from
 :class:`envs.kpi.KpiLedger` only; the result averages them over the seeds:
 
@@ -22,12 +22,18 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from envs.kpi import CostRates, KpiLedger, Kpis
+from envs.scenario import Scenario
+from envs.seeding import event_rng
 from optimizers.config import PlantChange
 from optimizers.plan import PlanController, PlanEncoding
+
+if TYPE_CHECKING:
+    from envs.line import ProductionLine
 
 FAILED_VALUE = 1e12
 """F and G of a failed evaluation: finite (pymoo and SciPy need numbers), infeasible, dominated."""
@@ -50,7 +56,7 @@ KPI_KEYS = (
     "oee",
 )
 _MAX_CACHED_LINES = 2
-_LINES: dict[str, object] = {}  # per process: scenario digest -> ProductionLine
+_LINES: dict[str, ProductionLine] = {}  # per process: scenario digest -> ProductionLine
 log = logging.getLogger(__name__)
 
 
@@ -58,8 +64,7 @@ log = logging.getLogger(__name__)
 class SimulationSpec:
     """Everything a worker needs to evaluate a decision vector (picklable, no FMUs)."""
 
-    scenario: object
-    """The :class:`envs.scenario.Scenario`."""
+    scenario: Scenario
     granularity: str
     horizon_steps: int
     """Decision intervals simulated per seed."""
@@ -91,10 +96,12 @@ class Evaluation:
 
     @property
     def feasible(self) -> bool:
+        """Simulated without failure and every G ≤ 0."""
         return self.ok and bool((self.G <= 0).all())
 
 
 def failed(reason: str, seconds: float = 0.0) -> Evaluation:
+    """A failed evaluation: F and G are :data:`FAILED_VALUE`, ``reason`` says why."""
     return Evaluation(
         F=np.full(len(OBJECTIVES), FAILED_VALUE),
         G=np.full(len(CONSTRAINTS), FAILED_VALUE),
@@ -104,7 +111,7 @@ def failed(reason: str, seconds: float = 0.0) -> Evaluation:
     )
 
 
-def _line_for(spec: SimulationSpec):
+def _line_for(spec: SimulationSpec) -> ProductionLine:
     from envs.line import ProductionLine
 
     key = spec.line_key
@@ -132,7 +139,7 @@ def close_lines() -> None:
         _LINES.pop(key).close()
 
 
-def _apply_plant_changes(line, changes: tuple[PlantChange, ...]) -> None:
+def _apply_plant_changes(line: ProductionLine, changes: tuple[PlantChange, ...]) -> None:
     by_name = {m.name: m for m in line.machines}
     for change in changes:
         machine = by_name[change.machine]
@@ -140,13 +147,13 @@ def _apply_plant_changes(line, changes: tuple[PlantChange, ...]) -> None:
         machine.reset_state()
 
 
-def simulate(line, spec: SimulationSpec, x: np.ndarray, seed: int) -> Kpis:
-    """KPI totals of one seed: reset ``line`` at ``spec.start_s`` with ``default_rng(seed)``,
+def simulate(line: ProductionLine, spec: SimulationSpec, x: np.ndarray, seed: int) -> Kpis:
+    """KPI totals of one seed: reset ``line`` at ``spec.start_s`` with ``event_rng(seed)``,
     apply the plant changes, then run the plan of ``x`` for ``spec.horizon_steps`` intervals."""
     scenario = spec.scenario
     plan = PlanEncoding(scenario, spec.granularity).decode(x)
     controller = PlanController(plan, scenario)
-    line.reset(np.random.default_rng(seed), start_s=spec.start_s)
+    line.reset(event_rng(seed), start_s=spec.start_s)
     _apply_plant_changes(line, spec.plant_changes)
     ledger = KpiLedger(
         CostRates(scenario.costs.scrap_per_part, scenario.costs.backlog_per_part_hour)

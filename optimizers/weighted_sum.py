@@ -14,36 +14,56 @@ polishing. Its archive of every evaluated point is scored like any other algorit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cache
+from typing import Any
+
 import numpy as np
 
-from optimizers.problems import BaseProblem, Evaluator
+from envs.kpi import penalised_objective
+from optimizers.population import BudgetedEvaluator, SearchSpace, initial_population
+
+DE_MIN_POPULATION = 5
+"""SciPy's differential evolution needs more than 4 members."""
+SCIPY_RNG_KEYWORD_SINCE = (1, 15)
+"""SciPy takes the generator as ``rng=`` from 1.15 on; older versions only know ``seed=``."""
 
 
-def scalarise(F: np.ndarray, G: np.ndarray, weights, penalty: float) -> np.ndarray:
-    """Z per row: weighted objectives plus ``penalty`` per unit of constraint violation."""
+@cache
+def scipy_rng_keyword() -> str:
+    """The keyword this SciPy takes a ``numpy.random.Generator`` by: ``rng`` (SciPy >= 1.15,
+    where ``seed`` is on its way out) or ``seed`` (1.11 to 1.14). Both use the generator as it
+    is, so the same seed gives the same run whichever spelling the installed SciPy needs."""
+    import scipy
+
+    major, minor = (int(part) for part in scipy.__version__.split(".")[:2])
+    return "rng" if (major, minor) >= SCIPY_RNG_KEYWORD_SINCE else "seed"
+
+
+def scalarise(F: np.ndarray, G: np.ndarray, weights: Sequence[float], penalty: float) -> np.ndarray:
+    """Z per row: weighted objectives plus ``penalty`` per unit of constraint violation
+    (:func:`envs.kpi.penalised_objective`)."""
     Z = np.atleast_2d(F) @ np.asarray(weights, dtype=float)
-    if G.size:
-        Z = Z + penalty * np.maximum(np.atleast_2d(G), 0.0).sum(axis=1)
+    if np.size(G):
+        Z = np.asarray(penalised_objective(Z, np.atleast_2d(G), penalty))
     return Z
 
 
 def run_weighted_sum(
-    problem: BaseProblem,
-    evaluator: Evaluator,
+    problem: SearchSpace,
+    evaluator: BudgetedEvaluator,
     seed: int,
     pop_size: int,
     initial: np.ndarray | None = None,
-    weights: tuple[float, ...] | None = None,
+    weights: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Minimise Z until the evaluator's budget is spent; returns the best vector found."""
     from scipy.optimize import differential_evolution
 
-    from optimizers.algorithms import initial_population
-
     weights = problem.default_weights if weights is None else weights
     rng = np.random.default_rng(seed)
     start = initial_population(problem, pop_size, seed, initial)
-    best: dict[str, object] = {"z": np.inf, "x": start[0]}
+    best: dict[str, Any] = {"z": np.inf, "x": start[0]}
 
     def objective(columns: np.ndarray) -> np.ndarray:
         X = np.atleast_2d(columns.T)
@@ -54,7 +74,8 @@ def run_weighted_sum(
             best.update(z=float(Z[k]), x=X[k].copy())
         return Z
 
-    def stop(intermediate_result) -> bool:
+    def stop(x: np.ndarray, convergence: float = 0.0) -> bool:
+        # the (x, convergence) signature: every SciPy from 1.11 calls it so
         return evaluator.exhausted
 
     generations = -(-evaluator.budget // pop_size) + 1
@@ -69,6 +90,6 @@ def run_weighted_sum(
         vectorized=True,
         updating="deferred",
         callback=stop,
-        rng=rng,
+        **{scipy_rng_keyword(): rng},
     )
     return np.asarray(best["x"])

@@ -61,39 +61,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace):
-    from optimizers.config import BENCHMARK_FACTORY_DEFAULTS, BenchmarkConfig, build_config
+    """The :class:`BenchmarkConfig`: defaults, then ``--config``, then the options given."""
+    from optimizers.config import given, load_benchmark_config
 
-    overrides = {
-        key: value
-        for key, value in {
-            "problems": args.problems,
-            "algorithms": args.algorithms,
-            "seeds": args.seeds,
-            "standard_budget": args.standard_budget,
-            "standard_pop_size": args.standard_pop_size,
-            "factory_budget": args.factory_budget,
-            "factory_pop_size": args.factory_pop_size,
-            "checkpoints": args.checkpoints,
-            "reference_point": args.reference_point,
-            "engine": args.engine,
-            "workers": args.workers,
-            "dask_address": args.dask_address,
-            "out_dir": args.out,
-        }.items()
-        if value is not None
+    options = {
+        "problems": args.problems,
+        "algorithms": args.algorithms,
+        "seeds": args.seeds,
+        "standard_budget": args.standard_budget,
+        "standard_pop_size": args.standard_pop_size,
+        "factory_budget": args.factory_budget,
+        "factory_pop_size": args.factory_pop_size,
+        "factory": {"horizon_h": args.factory_horizon_h, "seeds": args.factory_sim_seeds},
+        "checkpoints": args.checkpoints,
+        "reference_point": args.reference_point,
+        "engine": args.engine,
+        "workers": args.workers,
+        "dask_address": args.dask_address,
+        "out_dir": args.out,
     }
-    factory = {
-        key: value
-        for key, value in {
-            "horizon_h": args.factory_horizon_h,
-            "seeds": args.factory_sim_seeds,
-        }.items()
-        if value is not None
-    }
-    if factory:
-        overrides["factory"] = factory
-    base = {"factory": dict(BENCHMARK_FACTORY_DEFAULTS)}
-    return build_config(BenchmarkConfig, args.config, overrides, base)
+    return load_benchmark_config(args.config, given(options))
 
 
 def main(argv: list[str] | None = None) -> int:

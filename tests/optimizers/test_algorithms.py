@@ -58,7 +58,7 @@ def test_unknown_algorithm_and_impossible_budget_are_clear_errors(tiny_problem):
 
 
 def test_a_large_warm_start_keeps_its_spread():
-    from optimizers.algorithms import spread
+    from optimizers.population import spread
 
     rows = np.arange(10.0)[:, None]
     assert spread(rows, 4).ravel().tolist() == [0.0, 3.0, 6.0, 9.0]

@@ -7,12 +7,7 @@ from pathlib import Path
 import pytest
 
 from envs.config import ConfigError
-from optimizers.config import (
-    OptimizeConfig,
-    build_config,
-    load_benchmark_config,
-    load_optimize_config,
-)
+from optimizers.config import given, load_benchmark_config, load_optimize_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -55,12 +50,31 @@ def test_malformed_config_names_file_and_key(tmp_path, text, message):
 def test_command_line_overrides_are_validated_with_the_file(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text("budget = 50\n[problem]\nseeds = 1\n")
-    config = build_config(OptimizeConfig, path, {"problem": {"horizon_h": 2.0}})
+    config = load_optimize_config(path, {"problem": {"horizon_h": 2.0}})
     assert (config.budget, config.problem.seeds, config.problem.horizon_h) == (50, 1, 2.0)
-    with pytest.raises(ConfigError, match="command-line overrides"):
-        build_config(OptimizeConfig, path, {"workers": 0})
+    assert config.problem.start_hour == 6.0  # a key neither gives keeps its default
+    with pytest.raises(ConfigError, match=rf"{path} \(with command-line options\).*'workers'"):
+        load_optimize_config(path, {"workers": 0})
     with pytest.raises(ConfigError, match="no such file"):
-        build_config(OptimizeConfig, tmp_path / "missing.toml", {})
+        load_optimize_config(tmp_path / "missing.toml", {})
+    with pytest.raises(ConfigError, match=r"command line.*'budget' = 0 is outside"):
+        load_optimize_config(None, {"budget": 0})
+
+
+def test_benchmark_command_line_keeps_the_factory_defaults_it_does_not_give(tmp_path):
+    path = tmp_path / "bench.toml"
+    path.write_text("seeds = 2\n[factory]\nhorizon_h = 4.0\n")
+    config = load_benchmark_config(path, {"factory": {"seeds": 3}})
+    assert (config.seeds, config.factory.horizon_h, config.factory.seeds) == (2, 4.0, 3)
+    assert load_benchmark_config().factory.horizon_h == 8.0  # no file: the benchmark's default
+
+
+def test_only_given_options_override():
+    options = {"budget": 10, "seed": None, "problem": {"seeds": None}, "factory": {"seeds": 2}}
+    assert given(options) == {"budget": 10, "factory": {"seeds": 2}}
+    assert given({"weights": [1.0, 2.0, 3.0], "plant_changes": None}) == {
+        "weights": [1.0, 2.0, 3.0]
+    }
 
 
 def test_package_import_is_light():

@@ -57,9 +57,19 @@ def test_plant_change_is_applied_and_validated(tiny_problem):
     assert evaluate_plan((changed.spec, x)).kpis["maintenance_cost"] > 0
     assert evaluate_plan((tiny_problem.spec, x)).kpis["maintenance_cost"] == 0
     for change, message in (
-        (PlantChange(machine="machining-9", parameter="wear_rate_factor", value=2), "machines are"),
-        (PlantChange(machine="welding-1", parameter="spindle", value=2), "not a parameter"),
-        (PlantChange(machine="welding-1", parameter="wear_rate_factor", value=99), "outside"),
+        (
+            PlantChange(machine="machining-9", parameter="wear_rate_factor", value=2),
+            r"machine 'machining-9'; the machines are \['inspection-1', 'machining-1'",
+        ),
+        (
+            PlantChange(machine="welding-1", parameter="spindle", value=2),
+            r"plant change: 'welding-1.spindle' is not a parameter of RobotCell; its parameters "
+            r"are .*wear_rate_factor",
+        ),
+        (
+            PlantChange(machine="welding-1", parameter="wear_rate_factor", value=99),
+            r"plant change: 'welding-1.wear_rate_factor' = 99 is outside the allowed range \[",
+        ),
     ):
         with pytest.raises(ValueError, match=message):
             FactoryProblem(dataclasses.replace(TINY, plant_changes=(change,)))
