@@ -8,7 +8,12 @@
   R − Rmax)``; ZDT1/DTLZ2 for harness checks; the budgeted, archived ``Evaluator``.
 - :mod:`optimizers.engines` — serial, local process pool, Dask cluster.
 - :mod:`optimizers.algorithms` — ``run_algorithm(name, problem, budget=, seed=)`` for NSGA-II
-  (default), NSGA-III, MOEA/D, random search, the SciPy weighted sum, optuna NSGA-II and TPE.
+  (default), NSGA-III, MOEA/D, random search, the SciPy weighted sum, optuna NSGA-II and TPE;
+  :mod:`optimizers.registry` — the one list of those names; :mod:`optimizers.population` —
+  population helpers and the penalised objective (the leaf every algorithm module uses).
+- :mod:`optimizers.pareto` — the Pareto set on disk (``pareto.json``, ``pareto.csv``) and back
+  (``load_pareto``), picking a plan (``pick_plan``); :mod:`optimizers.run` — one optimisation
+  run as ``scripts/optimize.py`` makes it.
 - :mod:`optimizers.benchmark` — equal budgets, seeds, HV/IGD, anytime curves, Wilcoxon tests,
   cached runs; :mod:`optimizers.compare` — a chosen plan against the heuristics.
 
@@ -16,9 +21,13 @@ Submodules load on first use: ``import optimizers`` imports neither pymoo nor th
 """
 
 from importlib import import_module
+from typing import Any
 
 _EXPORTS = {
-    "ALGORITHMS": "optimizers.config",
+    "ALGORITHMS": "optimizers.registry",
+    "REGISTRY": "optimizers.registry",
+    "load_optimize_config": "optimizers.config",
+    "load_benchmark_config": "optimizers.config",
     "BenchmarkConfig": "optimizers.config",
     "OptimizeConfig": "optimizers.config",
     "PlantChange": "optimizers.config",
@@ -36,6 +45,12 @@ _EXPORTS = {
     "RunResult": "optimizers.algorithms",
     "run_algorithm": "optimizers.algorithms",
     "pymoo_problem": "optimizers.algorithms",
+    "ParetoFront": "optimizers.pareto",
+    "load_pareto": "optimizers.pareto",
+    "pick_plan": "optimizers.pareto",
+    "save_pareto": "optimizers.pareto",
+    "run_optimisation": "optimizers.run",
+    "pick_and_compare": "optimizers.run",
     "run_benchmark": "optimizers.benchmark",
     "compare_with_heuristics": "optimizers.compare",
     "hypervolume": "optimizers.indicators",
@@ -45,7 +60,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'optimizers' has no attribute '{name}'")

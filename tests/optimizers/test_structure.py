@@ -199,3 +199,15 @@ def test_each_simulation_seed_draws_its_events_from_event_rng(tiny_problem, monk
     )
     assert simulate.evaluate_plan((spec, tiny_problem.encoding.vector())).ok
     assert seen == [3, 4]
+
+
+def test_every_export_resolves_to_the_module_that_defines_it():
+    import optimizers
+
+    assert optimizers.__all__ == sorted(optimizers._EXPORTS)
+    for name, module in optimizers._EXPORTS.items():
+        value = getattr(optimizers, name)
+        owner = getattr(value, "__module__", module)
+        assert owner == module or name in ("ALGORITHMS", "REGISTRY"), (name, owner)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        optimizers.nothing  # noqa: B018
