@@ -17,18 +17,14 @@ Interface (the edge bridge will put it on MQTT)::
     plant.samples                            # every sample taken during the last advance
     plant.true_samples                       # their noise-free values (tests, evaluation)
 
-Measured signals, per machine ``<name>`` (the line's machine names, e.g. ``machining-1``):
+The config (:class:`PlantConfig` and its parts, :func:`load_plant_config`,
+:func:`check_plant_config`) lives in :mod:`envs.plant_config`, the measured signals
+(``<machine>.temperature``, ``.wear``, ``.power``, ``.vibration``, ``.state``; names, units) in
+:mod:`envs.plant_signals`; both are re-exported here. Machines are named as in
+:attr:`envs.scenario.Scenario.machine_names` (``machining-1`` ...).
 
-=========================== ====== ============================================
-``<name>.temperature``      degC   spindle (CncMill) / joint (RobotCell)
-``<name>.wear``             1      tool / gripper wear as a fraction of its limit
-``<name>.power``            kW     electrical power at the sample instant
-``<name>.vibration``        mm/s   RMS housing vibration (CncMill only)
-``<name>.state``            1      :class:`envs.machines.MachineState` code, noise-free
-=========================== ====== ============================================
-
-Randomness: the line's discrete events use ``numpy.random.default_rng(seed)``, exactly what a
-twin reset with the same seed uses, so a twin can replay the same order arrivals (a stand-in
+Randomness: the line's discrete events use :func:`envs.seeding.event_rng` ``(seed)``, exactly
+what a twin reset with the same seed uses, so a twin can replay the same order arrivals (a stand-in
 for discrete-state synchronisation); sensor noise and dropouts use a separate generator
 derived from the same seed. Same config → same samples, bit for bit.
 """
@@ -37,151 +33,41 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable
 
 import numpy as np
 
-from envs.config import ConfigError, load_toml, setting
 from envs.kpi import IntervalRecord
 from envs.line import ProductionLine
-from envs.machines import Machine
-from envs.scenario import Scenario, load_scenario
+from envs.plant_config import (
+    DEFAULT_NOISE,
+    DRIFT_TARGETS,
+    DriftEvent,
+    HiddenParameter,
+    NoiseConfig,
+    PlantConfig,
+    check_plant_config,
+    load_plant_config,
+)
+from envs.plant_signals import SIGNAL_KINDS, machine_signals
+from envs.scenario import Scenario
+from envs.seeding import event_rng
 
-SIGNAL_KINDS = ("temperature", "wear", "power", "vibration")
-DRIFT_TARGETS = ("wear_rate_factor", "ambient_temperature")
+__all__ = [
+    "DEFAULT_NOISE",
+    "DRIFT_TARGETS",
+    "SIGNAL_KINDS",
+    "DriftEvent",
+    "HiddenParameter",
+    "NoiseConfig",
+    "Plant",
+    "PlantConfig",
+    "check_plant_config",
+    "load_plant_config",
+    "machine_signals",
+]
+
 _SENSOR_STREAM = 0x5E45  # mixes into the seed for the sensor generator
-
-
-@dataclass(frozen=True, kw_only=True)
-class HiddenParameter:
-    """An FMU parameter of every machine of one station that the plant has and the twin lacks."""
-
-    station: str = setting(doc="station name in the scenario")
-    name: str = setting(doc="FMU parameter of the station's equipment, e.g. thermal_resistance")
-    value: float = setting(doc="value in the parameter's unit (see fmus/<model>/README.md)")
-
-
-@dataclass(frozen=True, kw_only=True)
-class DriftEvent:
-    """A scheduled change of a hidden parameter, applied at the first sample at or after
-    ``time_h``."""
-
-    time_h: float = setting(low=0.0, high=8760.0, doc="hours after reset")
-    target: str = setting(choices=DRIFT_TARGETS, doc="what changes")
-    machine: str = setting("", doc="machine name, e.g. 'machining-2'; '' = every machine")
-    operation: str = setting("multiply", choices=("multiply", "add", "set"))
-    value: float = setting(doc="factor, increment or new value in the target's unit")
-
-
-@dataclass(frozen=True, kw_only=True)
-class NoiseConfig:
-    """Standard deviation of the additive Gaussian sensor noise per signal kind."""
-
-    temperature: float = setting(0.2, low=0.0, high=50.0, doc="K")
-    wear: float = setting(0.005, low=0.0, high=1.0, doc="fraction of the wear limit")
-    power: float = setting(0.1, low=0.0, high=100.0, doc="kW")
-    vibration: float = setting(0.02, low=0.0, high=50.0, doc="mm/s")
-
-
-DEFAULT_NOISE = NoiseConfig()
-
-
-@dataclass(frozen=True, kw_only=True)
-class PlantConfig:
-    """Everything that makes the emulated plant differ from the twin's nominal scenario."""
-
-    scenario: str = setting("automotive_components", doc="shipped scenario name or .toml path")
-    seed: int = setting(0, low=0, high=2**63 - 1, doc="seeds the line and the sensors")
-    start_h: float = setting(6.0, low=0.0, high=167.0, doc="hours into the week at reset")
-    sample_interval_s: float = setting(
-        60.0, low=1.0, high=86_400.0, doc="s; a multiple of tick_s dividing the decision interval"
-    )
-    dropout_probability: float = setting(
-        0.0, low=0.0, high=1.0, doc="chance that one signal's sample is lost (NaN)"
-    )
-    noise: NoiseConfig = setting(DEFAULT_NOISE, doc="sensor noise std")  # noqa: RUF009 frozen
-    ambient_temperature: float = setting(20.0, low=-20.0, high=50.0, doc="degC at reset")
-    wear_rate_factors: tuple[float, ...] = setting(
-        (), low=0.0, high=10.0, doc="one per machine in line order; empty = all nominal (1)"
-    )
-    hidden: tuple[HiddenParameter, ...] = setting((), doc="fixed-parameter overrides")
-    drift: tuple[DriftEvent, ...] = setting((), doc="scheduled drift events")
-
-
-def load_plant_config(path: str | Path) -> PlantConfig:
-    """Read and fully validate a plant config (including against its scenario)."""
-    config = load_toml(PlantConfig, path)
-    check_plant_config(config, source=str(path))
-    return config
-
-
-def check_plant_config(config: PlantConfig, *, source: str = "<plant config>") -> Scenario:
-    """Check the parts of ``config`` that depend on its scenario; returns the twin's (nominal)
-    scenario. Raises :class:`ConfigError` naming the key and the fix."""
-    import fmus
-    from fmus._codegen import read_model_info
-
-    scenario = load_scenario(config.scenario)
-    ratio = scenario.decision_interval_s / config.sample_interval_s
-    ticks = config.sample_interval_s / scenario.tick_s
-    if abs(ratio - round(ratio)) > 1e-9 or abs(ticks - round(ticks)) > 1e-9:
-        raise ConfigError(
-            f"{source}: 'sample_interval_s' = {config.sample_interval_s} must be a whole multiple "
-            f"of the scenario's tick_s ({scenario.tick_s} s) and divide its decision interval "
-            f"({scenario.decision_interval_s} s)"
-        )
-    names = [
-        f"{station.name}-{k + 1}" for station in scenario.stations for k in range(station.machines)
-    ]
-    if config.wear_rate_factors and len(config.wear_rate_factors) != len(names):
-        raise ConfigError(
-            f"{source}: 'wear_rate_factors' needs one value per machine ({len(names)}: "
-            f"{', '.join(names)}), got {len(config.wear_rate_factors)}; or leave it empty"
-        )
-    stations = {station.name: station for station in scenario.stations}
-    for index, hidden in enumerate(config.hidden):
-        key = f"hidden[{index}]"
-        if hidden.station not in stations:
-            raise ConfigError(
-                f"{source}: '{key}.station' = {hidden.station!r} is not a station of "
-                f"{scenario.name}; choose one of {sorted(stations)}"
-            )
-        equipment = stations[hidden.station].equipment
-        info = read_model_info(fmus.model_dir(equipment) / "modelDescription.xml")
-        parameters = {v.name: v for v in info.variables if v.causality == "parameter"}
-        if hidden.name not in parameters:
-            raise ConfigError(
-                f"{source}: '{key}.name' = {hidden.name!r} is not a parameter of {equipment}; "
-                f"its parameters are {', '.join(sorted(parameters))}"
-            )
-        variable = parameters[hidden.name]
-        if not variable.min <= hidden.value <= variable.max:
-            raise ConfigError(
-                f"{source}: '{key}.value' = {hidden.value} is outside the allowed range "
-                f"[{variable.min}, {variable.max}] {variable.unit} of {hidden.name}".rstrip()
-            )
-    for index, event in enumerate(config.drift):
-        if event.machine and event.machine not in names:
-            raise ConfigError(
-                f"{source}: 'drift[{index}].machine' = {event.machine!r} is not a machine; "
-                f"choose one of {', '.join(names)} or '' for every machine"
-            )
-    return scenario
-
-
-def machine_signals(machine: Machine) -> dict[str, float]:
-    """Noise-free values of one machine's measured signals (names and units as in the module
-    docstring, without ``state``); the twin's predictions use the same function."""
-    name = machine.name
-    values = {
-        f"{name}.temperature": machine.temperature,
-        f"{name}.wear": machine.wear_ratio,
-        f"{name}.power": machine.output("power"),
-    }
-    if machine.equipment.vibration_output:
-        values[f"{name}.vibration"] = machine.vibration
-    return values
 
 
 def _plant_scenario(nominal: Scenario, config: PlantConfig) -> Scenario:
@@ -205,7 +91,7 @@ class Plant:
         self.decision_interval_s = self.nominal_scenario.decision_interval_s
         self.samples_per_decision = round(self.decision_interval_s / config.sample_interval_s)
         self.line = ProductionLine(self.scenario)
-        self.machine_names = [machine.name for machine in self.line.machines]
+        self.machine_names = self.nominal_scenario.machine_names
         self._pending: list[DriftEvent] = []
         self.samples: list[dict[str, float]] = []
         self.true_samples: list[dict[str, float]] = []
@@ -216,7 +102,7 @@ class Plant:
     def reset(self) -> dict[str, float]:
         """Restart the plant from its config; returns the first sample (time 0)."""
         config = self.config
-        self.line.reset(np.random.default_rng(config.seed), start_s=config.start_h * 3600.0)
+        self.line.reset(event_rng(config.seed), start_s=config.start_h * 3600.0)
         self.sensor_rng = np.random.default_rng([config.seed, _SENSOR_STREAM])
         count = len(self.line.machines)
         self._speed = np.ones(count)
@@ -328,7 +214,7 @@ class Plant:
             )
         return values
 
-    def fmu_values(self, names) -> dict[str, dict[str, float]]:
+    def fmu_values(self, names: Iterable[str]) -> dict[str, dict[str, float]]:
         """The plant's current values of the FMU variables ``names`` per machine (a variable
         a machine's FMU lacks is left out): what a calibration should find."""
         from envs.fmu.errors import FmuVariableError
@@ -349,7 +235,7 @@ class Plant:
     def __enter__(self) -> Plant:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     # -- internals -----------------------------------------------------------------

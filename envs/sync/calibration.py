@@ -21,78 +21,29 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from envs.line import ProductionLine
-from envs.plant import Plant, machine_signals
+from envs.machines import Machine
+from envs.plant_signals import machine_signals
 from envs.scenario import Scenario
+from envs.seeding import event_rng
+from envs.sync.metrics import FIT_SCALES, residual_rms, scale_of
+from envs.sync.recording import Recording
 from envs.sync.replay import StateReplay
 
-
-@dataclass(frozen=True)
-class Recording:
-    """A window of plant data: one measurement per sample interval and the setpoints in force
-    during that interval (maintenance requests only where one started)."""
-
-    start_s: float
-    """Calendar time of ``time_s = 0``, s into the week: the start of the first sample
-    interval (the first sample is taken at ``time_s = sample_interval_s``)."""
-    seed: int
-    """The plant line's discrete-event seed (see :mod:`envs.plant`)."""
-    sample_interval_s: float
-    samples: tuple[dict[str, float], ...]
-    """Measurements at the end of each sample interval (``time_s`` and signals; NaN = lost)."""
-    setpoints: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]
-    """(speed factors, maintenance, standby) per sample interval."""
-    scenario: str = "automotive_components"
-    """The twin's scenario: a shipped scenario name or the path of a scenario TOML."""
-
-
-Setpoints = tuple[np.ndarray, np.ndarray, np.ndarray]
-"""(speed factors, maintenance requests, standby permissions), one value per machine."""
-
-
-def record(
-    plant: Plant,
-    intervals: int,
-    schedule: Callable[[int], Setpoints] | None = None,
-    *,
-    on_interval: Callable[[], None] | None = None,
-) -> Recording:
-    """Reset ``plant`` and record ``intervals`` decision intervals under nominal setpoints
-    (speed 1, no maintenance, no standby), or under ``schedule(k)`` for decision interval
-    ``k`` (e.g. varied speed factors that excite the machines' dynamics). ``on_interval`` is
-    called after each decision interval (progress bars)."""
-    plant.reset()
-    count = len(plant.machine_names)
-    speed, off = np.ones(count), np.zeros(count, dtype=bool)
-    samples, setpoints = [], []
-    for k in range(intervals):
-        if schedule is not None:
-            speed, maintenance, standby = (np.asarray(a) for a in schedule(k))
-            speed = speed.astype(float)
-            maintenance, standby = maintenance.astype(bool), standby.astype(bool)
-        else:
-            maintenance = standby = off
-        plant.apply(speed_factors=speed, maintenance=maintenance, standby=standby)
-        plant.advance()
-        # a maintenance request acts at the start of the decision interval only
-        setpoints.append((speed, maintenance, standby))
-        setpoints += [(speed, np.zeros(count, dtype=bool), standby)] * (len(plant.samples) - 1)
-        samples += plant.samples
-        if on_interval is not None:
-            on_interval()
-    return Recording(
-        start_s=plant.config.start_h * 3600.0,
-        seed=plant.config.seed,
-        sample_interval_s=plant.config.sample_interval_s,
-        samples=tuple(samples),
-        setpoints=tuple(setpoints),
-        scenario=plant.config.scenario,
-    )
+__all__ = [
+    "REPLAYS",
+    "WEAR_BOUNDS",
+    "CalibrationResult",
+    "Calibrator",
+    "FitParameter",
+    "default_fit_parameters",
+]
 
 
 @dataclass(frozen=True)
@@ -126,23 +77,18 @@ class CalibrationResult:
     success: bool
 
 
-DEFAULT_SCALES = {"temperature": 1.0, "wear": 0.01, "power": 0.5}
-"""Residual scales per signal kind (signal units): about 5× the emulator's sensor noise, so
-every kind weighs in; power is sampled at an instant, so cutting/handling swings make it
-noisier than its 0.1 kW sensor noise."""
-
-
 REPLAYS = ("events", "states")
 
 
 class Calibrator:
     """Fits :class:`FitParameter` values of a twin scenario to a :class:`Recording`.
 
-    ``scales`` normalise each signal kind's residuals (signal unit); kinds without a scale are
-    not fitted against (default: :data:`DEFAULT_SCALES`). ``replay`` says how the twin re-lives
-    the window's discrete events: ``"events"`` replays the recording's discrete-event seed (an
-    emulated plant's; exact), ``"states"`` makes the machines follow the recorded states
-    (:class:`envs.sync.replay.StateReplay`; for real data, whose events no seed reproduces).
+    ``scales`` normalise each signal kind's (or signal's) residuals (signal unit); kinds
+    without a scale are not fitted against (default: :data:`envs.sync.metrics.FIT_SCALES`).
+    ``replay`` says how the twin re-lives the window's discrete events: ``"events"`` replays
+    the recording's discrete-event seed (an emulated plant's; exact), ``"states"`` makes the
+    machines follow the recorded states (:class:`envs.sync.replay.StateReplay`; for real data,
+    whose events no seed reproduces).
     """
 
     def __init__(
@@ -158,7 +104,7 @@ class Calibrator:
         if replay not in REPLAYS:
             raise ValueError(f"replay must be one of {REPLAYS}, not {replay!r}")
         self.replay = replay
-        self.scales = dict(scales or DEFAULT_SCALES)
+        self.scales = dict(scales or FIT_SCALES)
         self.parameters = tuple(parameters)
         self.scenario = scenario
         self.twin: ProductionLine | None = None
@@ -182,7 +128,7 @@ class Calibrator:
                     machine.unit.variable(p.name)  # unknown names raise with suggestions
         return self.twin
 
-    def _machines(self, parameter: FitParameter):
+    def _machines(self, parameter: FitParameter) -> Iterator[Machine]:
         assert self.twin is not None
         for machine, station in zip(self.twin.machines, self.twin.station_of, strict=True):
             station_name = self.twin.scenario.stations[station].name
@@ -204,14 +150,14 @@ class Calibrator:
             high.append(hi)
         return np.array(low), np.array(high)
 
-    def prepare(self, recording: Recording, values: Sequence[float]) -> ProductionLine:
+    def prepare(self, recording: Recording, values: ArrayLike) -> ProductionLine:
         """The calibrator's twin, reset to the recording's start (its seed and calendar time)
         with the parameters set to ``values``; ready to advance one sample interval at a time.
         It is reused by the next :meth:`simulate` or :meth:`prepare`."""
         twin = self._build(recording)
-        twin.reset(np.random.default_rng(recording.seed), start_s=recording.start_s)
+        twin.reset(event_rng(recording.seed), start_s=recording.start_s)
         per_machine: dict[str, dict[str, float]] = {}
-        for p, value in zip(self.parameters, values, strict=True):
+        for p, value in zip(self.parameters, np.asarray(values, dtype=float), strict=True):
             for machine in self._machines(p):
                 per_machine.setdefault(machine.name, {})[p.name] = float(value)
         for machine in twin.machines:
@@ -233,7 +179,7 @@ class Calibrator:
             machine.pull_outputs()
         return twin
 
-    def simulate(self, recording: Recording, values: Sequence[float]) -> list[dict[str, float]]:
+    def simulate(self, recording: Recording, values: ArrayLike) -> list[dict[str, float]]:
         """Replay the window with the given parameter values; the twin's signals per sample."""
         twin = self.prepare(recording, values)
         self.evaluations += 1
@@ -250,29 +196,33 @@ class Calibrator:
             predictions.append(values_now)
         return predictions
 
-    def residuals(self, recording: Recording, values: Sequence[float]) -> np.ndarray:
+    def residuals(self, recording: Recording, values: ArrayLike) -> np.ndarray:
         """Normalised residuals (predicted − measured) / scale over the window."""
         predictions = self.simulate(recording, values)
         out = []
         for predicted, measured in zip(predictions, recording.samples, strict=True):
             for name in sorted(predicted):
-                scale = self.scales.get(name.rsplit(".", 1)[-1])
+                scale = scale_of(name, self.scales)
                 value = measured.get(name, math.nan)
                 if scale is not None and math.isfinite(value):
                     out.append((predicted[name] - value) / scale)
         return np.asarray(out)
 
+    def residual_rms(self, recording: Recording, values: ArrayLike) -> float:
+        """RMS of :meth:`residuals`: the fit's objective, as :attr:`CalibrationResult.rmse`."""
+        return residual_rms(self.residuals(recording, values))
+
     def nominal(self, recording: Recording) -> np.ndarray:
         """The twin's current values of the parameters (the default warm start)."""
         twin = self._build(recording)
-        twin.reset(np.random.default_rng(recording.seed), start_s=recording.start_s)
+        twin.reset(event_rng(recording.seed), start_s=recording.start_s)
         return np.array([float(next(self._machines(p)).unit.get(p.name)) for p in self.parameters])
 
     def fit(
         self,
         recording: Recording,
         *,
-        x0: Sequence[float] | None = None,
+        x0: ArrayLike | None = None,
         max_evaluations: int = 200,
         on_evaluation: Callable[[], None] | None = None,
     ) -> CalibrationResult:
@@ -317,12 +267,13 @@ class Calibrator:
             values=dict(zip(keys, map(float, solution.x), strict=True)),
             std_errors=dict(zip(keys, map(float, errors), strict=True)),
             initial=dict(zip(keys, map(float, start), strict=True)),
-            rmse=float(np.sqrt(np.mean(solution.fun**2))),
+            rmse=residual_rms(solution.fun),
             evaluations=self.evaluations,
             success=bool(solution.success),
         )
 
     def close(self) -> None:
+        """Close the twin line (its FMUs); a later call builds a new one."""
         if self.twin is not None:
             self.twin.close()
             self.twin = None
@@ -336,8 +287,6 @@ def default_fit_parameters(scenario: Scenario) -> list[FitParameter]:
     """Thermal resistance of every station, thermal capacity and specific cutting energy (the
     cutting-power coefficient) of CncMill stations, one shop-floor temperature for every
     machine, and each machine's wear-rate factor."""
-    from envs.sync.recording import machine_names
-
     parameters = []
     for station in scenario.stations:
         parameters.append(FitParameter(station.name, "thermal_resistance"))
@@ -345,30 +294,5 @@ def default_fit_parameters(scenario: Scenario) -> list[FitParameter]:
             parameters.append(FitParameter(station.name, "thermal_capacity"))
             parameters.append(FitParameter(station.name, "specific_cutting_energy"))
     parameters.append(FitParameter("", "ambient_temperature"))
-    parameters += [
-        FitParameter(m, "wear_rate_factor", WEAR_BOUNDS) for m in machine_names(scenario)
-    ]
+    parameters += [FitParameter(m, "wear_rate_factor", WEAR_BOUNDS) for m in scenario.machine_names]
     return parameters
-
-
-def true_value(
-    parameter: FitParameter, truth: Mapping, scenario: Scenario
-) -> tuple[float | None, str]:
-    """The plant's value of a fitted parameter, averaged over its target's machines (None when
-    unknown), and a note on spread or drift. ``truth`` holds ``start`` and ``end``:
-    :meth:`envs.plant.Plant.fmu_values` at the start and the end of the recorded window."""
-    from envs.sync.recording import machine_names
-
-    machines = [
-        m for m in machine_names(scenario) if parameter.target in ("", m, m.rsplit("-", 1)[0])
-    ]
-    start = [truth["start"].get(m, {}).get(parameter.name) for m in machines]
-    end = [truth["end"].get(m, {}).get(parameter.name) for m in machines]
-    if not start or any(v is None for v in start + end):
-        return None, ""
-    notes = []
-    if max(start) - min(start) > 1e-12 * max(1.0, abs(max(start))):
-        notes.append(f"differs across machines ({min(start):.4g}..{max(start):.4g}), mean")
-    if any(abs(a - b) > 1e-12 * max(1.0, abs(a)) for a, b in zip(start, end, strict=True)):
-        notes.append(f"drifted to {sum(end) / len(end):.4g} in the window")
-    return sum(start) / len(start), "; ".join(notes)

@@ -5,10 +5,11 @@ Per signal ``s`` with residuals ``r = measured − predicted`` over the last ``w
 samples (NaN measurements are skipped):
 
 - ``bias_s = mean(r)`` in the signal's unit;
-- ``nrmse_s = sqrt(mean(r²)) / scale_s``, dimensionless, where ``scale_s`` is the signal's
-  normalising span given by the caller (e.g. 10 K for temperatures: the range over which the
-  twin is expected to track; a fixed span keeps the score meaningful on flat signals, where a
-  window's own range would be noise).
+- ``nrmse_s = sqrt(mean(r²)) / scale_s``, dimensionless: the one NRMSE of
+  :mod:`envs.sync.metrics`, where ``scale_s`` is the signal's fixed normalising span (default
+  :data:`envs.sync.metrics.SPANS`, e.g. 10 K for temperatures: the range over which the twin is
+  expected to track; a fixed span keeps the score meaningful on flat signals, where a window's
+  own range would be noise).
 
 Trust: ``trust = min_s 2^(−nrmse_s / tolerance)``: 1 for a perfect twin, ½ when the worst
 signal's NRMSE equals ``tolerance``, toward 0 beyond. The worst signal decides, because one
@@ -23,6 +24,8 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from envs.sync.metrics import SPANS, nrmse, scale_of
 
 
 @dataclass(frozen=True)
@@ -39,18 +42,19 @@ class FidelityMonitor:
     """Rolling fidelity of twin predictions against measurements.
 
     ``scales`` maps a signal kind (the part after the last dot, e.g. ``temperature``) or a
-    full signal name to its normalising span (signal unit, > 0); signals with no scale are
-    ignored.
+    full signal name to its normalising span (signal unit, > 0; default
+    :data:`envs.sync.metrics.SPANS`); signals with no scale are ignored.
     """
 
     def __init__(
         self,
-        scales: Mapping[str, float],
+        scales: Mapping[str, float] | None = None,
         *,
         window: int = 12,
         tolerance: float = 0.1,
         min_samples: int = 3,
     ) -> None:
+        scales = SPANS if scales is None else scales
         for name, scale in scales.items():
             if not (isinstance(scale, int | float) and math.isfinite(scale) and scale > 0):
                 raise ValueError(f"scale of '{name}' must be a positive number, not {scale!r}")
@@ -68,7 +72,7 @@ class FidelityMonitor:
 
     def scale(self, name: str) -> float | None:
         """The normalising span of ``name`` (None: the signal is not monitored)."""
-        return self.scales.get(name, self.scales.get(name.rsplit(".", 1)[-1]))
+        return scale_of(name, self.scales)
 
     def update(self, measured: Mapping[str, float], predicted: Mapping[str, float]) -> None:
         """Add one sample: every signal present in both with a finite measurement."""
@@ -80,17 +84,19 @@ class FidelityMonitor:
             residuals.append(float(value) - float(prediction))
 
     def reset(self) -> None:
+        """Forget every residual (e.g. after a re-calibration)."""
         self._residuals.clear()
 
     def metrics(self) -> dict[str, SignalFidelity]:
         """NRMSE, bias and sample count per signal over the window."""
         result = {}
         for name, residuals in self._residuals.items():
-            if not residuals:
+            scale = self.scale(name)
+            if not residuals or scale is None:
                 continue
             count = len(residuals)
-            rmse = math.sqrt(sum(r * r for r in residuals) / count)
-            result[name] = SignalFidelity(rmse / self.scale(name), sum(residuals) / count, count)
+            fit = nrmse(0.0, list(residuals), scale)
+            result[name] = SignalFidelity(fit, sum(residuals) / count, count)
         return result
 
     def signal_trust(self) -> dict[str, float]:

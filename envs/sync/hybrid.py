@@ -20,10 +20,12 @@ window (a drift in between), y is extrapolating and can hurt: re-fit after calib
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from envs.sync.metrics import SPANS, nrmse, scale_of
 
 FEATURES = {
     "temperature": ("temperature", "power"),
@@ -43,14 +45,6 @@ def _features(simulated: Sequence[dict[str, float]], signal: str) -> np.ndarray:
     return np.asarray(columns, dtype=float)
 
 
-def nrmse(predicted: np.ndarray, measured: np.ndarray, scale: float) -> float:
-    """sqrt(mean((predicted − measured)²)) / scale over the finite measurements."""
-    valid = np.isfinite(measured)
-    if not valid.any():
-        return math.nan
-    return float(np.sqrt(np.mean((predicted[valid] - measured[valid]) ** 2)) / scale)
-
-
 @dataclass
 class _Ridge:
     mean: np.ndarray
@@ -65,16 +59,16 @@ class _Ridge:
 class HybridPredictor:
     """``R = α·y + (1 − α)·S`` per signal (``<machine>.<kind>``).
 
-    ``scales`` give each signal kind's normalising span for the NRMSE that chooses α (the
-    same spans as :class:`envs.sync.FidelityMonitor`); ``ridge`` is the L2 penalty on the
-    standardised weights.
+    ``scales`` give each signal kind's normalising span for the NRMSE that chooses α
+    (default :data:`envs.sync.metrics.SPANS`, as for :class:`envs.sync.FidelityMonitor`);
+    ``ridge`` is the L2 penalty on the standardised weights.
     """
 
     def __init__(
         self,
         signals: Sequence[str],
         *,
-        scales: dict[str, float] | None = None,
+        scales: Mapping[str, float] | None = None,
         ridge: float = 1.0,
     ) -> None:
         if not signals:
@@ -82,17 +76,19 @@ class HybridPredictor:
         if not (math.isfinite(ridge) and ridge >= 0):
             raise ValueError(f"ridge must be a number >= 0, not {ridge!r}")
         self.signals = tuple(signals)
-        self.scales = dict(scales or {"temperature": 10.0, "wear": 0.25, "power": 5.0})
+        self.scales = dict(SPANS if scales is None else scales)
         for signal in self.signals:
-            if self._scale(signal) is None:
-                raise ValueError(f"no scale for '{signal}'; add its kind to scales")
+            self._scale(signal)  # raises for a signal without a scale
         self.ridge = float(ridge)
         self.models: dict[str, _Ridge] = {}
         self.alpha = 0.0
         self.validation: dict[float, float] = {}
 
-    def _scale(self, signal: str) -> float | None:
-        return self.scales.get(signal, self.scales.get(signal.rsplit(".", 1)[-1]))
+    def _scale(self, signal: str) -> float:
+        scale = scale_of(signal, self.scales)
+        if scale is None:
+            raise ValueError(f"no scale for '{signal}'; add its kind to scales")
+        return scale
 
     def fit(
         self, simulated: Sequence[dict[str, float]], measured: Sequence[dict[str, float]]

@@ -34,12 +34,13 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from envs.fmu.unit import Snapshot
 from envs.line import ProductionLine
 from envs.machines import Machine
-from envs.plant import machine_signals
-from envs.sync.state import StateEditor
+from envs.plant_signals import machine_signals
+from envs.sync.state import SYNCED_KINDS, StateEditor
 
-KINDS = ("temperature", "wear")
+KINDS = SYNCED_KINDS
 DEFAULT_PROCESS_STD = {"temperature": 0.05, "wear": 2e-4}
 """Model error per √s: 0.39 K and 0.0015 of the wear limit per minute."""
 DEFAULT_MEASUREMENT_STD = {"temperature": 0.2, "wear": 0.005}
@@ -50,7 +51,9 @@ PERTURBATION = {"temperature": 0.5, "wear": 0.01}
 """Finite-difference steps for the Jacobian (degC, fraction of the wear limit)."""
 
 
-def _checked(name: str, values: Mapping[str, float] | None, default: Mapping[str, float]):
+def _checked(
+    name: str, values: Mapping[str, float] | None, default: Mapping[str, float]
+) -> np.ndarray:
     merged = {**default, **(values or {})}
     for kind, value in merged.items():
         if kind not in KINDS:
@@ -83,7 +86,7 @@ class KalmanFilter:
         initial = _checked("initial_std", initial_std, DEFAULT_INITIAL_STD)
         self._editors = {machine.name: StateEditor(machine.unit) for machine in line.machines}
         self.covariance = {machine.name: np.diag(initial**2) for machine in line.machines}
-        self._start: dict[str, object] | None = None
+        self._start: dict[str, Snapshot] | None = None
         self._start_time = 0.0
 
     # -- the loop ------------------------------------------------------------------
@@ -154,7 +157,9 @@ class KalmanFilter:
         self._editors[machine.name].write(values, clip=True)
         machine.pull_outputs()  # the machine re-reads its outputs; energy is unchanged
 
-    def _replay(self, machine: Machine, start, elapsed: float, delta: np.ndarray | None):
+    def _replay(
+        self, machine: Machine, start: Snapshot, elapsed: float, delta: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Restore ``start``, optionally shift the state by ``delta``, run ``elapsed`` seconds
         tick by tick; returns (state reached, the shift actually written)."""
         unit = machine.unit
@@ -178,7 +183,7 @@ class KalmanFilter:
         )
         return reached, shift
 
-    def _jacobian(self, machine: Machine, start, elapsed: float) -> np.ndarray:
+    def _jacobian(self, machine: Machine, start: Snapshot, elapsed: float) -> np.ndarray:
         end = machine.unit.snapshot()
         try:
             base, _ = self._replay(machine, start, elapsed, None)

@@ -16,10 +16,10 @@ import math
 from collections.abc import Mapping
 
 from envs.line import ProductionLine
-from envs.plant import machine_signals
-from envs.sync.state import StateEditor
+from envs.plant_signals import machine_signals
+from envs.sync.state import SYNCED_KINDS, StateEditor
 
-NUDGEABLE = ("temperature", "wear")
+NUDGEABLE = SYNCED_KINDS
 
 
 class Nudger:
@@ -70,7 +70,7 @@ class Nudger:
                 if kind == "temperature":
                     state, variable, unit_scale = machine.temperature, eq.temperature_output, 1.0
                 else:
-                    state, variable, unit_scale = machine.wear_ratio, eq.wear_output, None
+                    state, variable = machine.wear_ratio, eq.wear_output
                     unit_scale = machine.wear_limit
                 innovation = float(measured) - state
                 innovations[key] = innovation

@@ -27,9 +27,11 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from envs.line import OUT_OF_SERVICE, ProductionLine
 from envs.machines import Machine, MachineState
+from envs.sync.recording import Recording
 
 _HANDLING_PROGRESS = 0.999  # a progress past any cutting share: the mill's FMU mode is handling
 
@@ -38,7 +40,7 @@ class StateReplay:
     """Advances a twin :class:`ProductionLine` through a recording's reported machine states,
     one sample interval per :meth:`advance`. The twin must be reset to the recording's start."""
 
-    def __init__(self, line: ProductionLine, recording) -> None:
+    def __init__(self, line: ProductionLine, recording: Recording) -> None:
         missing = [
             f"{machine.name}.state"
             for machine in line.machines
@@ -73,7 +75,12 @@ class StateReplay:
         before = samples[index - 1] if index > 0 else samples[index]
         self.step(before, samples[index], self.recording.setpoints[index][0])
 
-    def step(self, before: Mapping[str, float], after: Mapping[str, float], speed_factors) -> None:
+    def step(
+        self,
+        before: Mapping[str, float],
+        after: Mapping[str, float],
+        speed_factors: ArrayLike,
+    ) -> None:
         """Run one sample interval live: ``before`` and ``after`` are the samples at its start
         and end (both need every machine's ``state``), ``speed_factors`` the setpoints in
         force. Raises ``ValueError`` (nothing advanced) on a missing or invalid state."""
@@ -90,10 +97,11 @@ class StateReplay:
                         f"{machine.name}.state = {code!r}: replaying states needs a valid "
                         "state code of every machine in every sample"
                     )
+        speeds = np.asarray(speed_factors, dtype=float)
         for tick in range(self.ticks):
             source = before if tick < self.ticks // 2 else after
             for k, machine in enumerate(self.line.machines):
-                self._follow(machine, source, float(speed_factors[k]))
+                self._follow(machine, source, float(speeds[k]))
             self.line.system.step(str(self.line.tick_s))
             for machine in self.line.machines:
                 machine.pull_outputs()
@@ -115,7 +123,7 @@ class StateReplay:
         machine.write_speed(machine.push_inputs(speed))
 
 
-def _cutting_threshold(machine: Machine, recording) -> float | None:
+def _cutting_threshold(machine: Machine, recording: Recording) -> float | None:
     """The power (kW) above which a busy mill's sample counts as cutting; None for machines
     without a cutting phase or recordings that do not show two power levels."""
     if not machine.equipment.cutting_time_output:

@@ -37,6 +37,12 @@ _REALS_OFFSET = 16  # double time; int phase; int outputs_stale
 _STALE_OFFSET = 12
 
 
+SYNCED_KINDS = ("temperature", "wear")
+"""The signal kinds whose FMU states the twin is pulled toward the plant on (spindle / joint
+temperature, tool / gripper wear): what :class:`envs.sync.Nudger` and
+:class:`envs.sync.KalmanFilter` correct and :class:`envs.sync.TwinTracker` scores."""
+
+
 class StateLayoutError(RuntimeError):
     """The FMU's serialised state is not the documented twinfactory runtime layout."""
 

@@ -24,8 +24,10 @@ from envs.sync.discrete import DiscreteStateSync
 from envs.sync.drift import PageHinkley
 from envs.sync.fidelity import FidelityMonitor
 from envs.sync.kalman import KalmanFilter
+from envs.sync.metrics import SPANS
 from envs.sync.nudging import Nudger
 from envs.sync.replay import StateReplay
+from envs.sync.state import SYNCED_KINDS
 
 
 @dataclass(frozen=True)
@@ -45,12 +47,6 @@ class TrackStep:
     discrete correction, if states are followed)."""
 
 
-TRACKING_SCALES = {"temperature": 10.0, "wear": 0.15}
-"""Fidelity spans per signal kind (degC; fraction of the wear limit) for a twin tracked once
-per 5-minute decision interval: with tolerance 0.1, trust is ½ at an RMS miss of 1 K or 0.015
-of the wear limit per interval (a doubled mill wear rate adds ~0.025)."""
-
-
 class TwinTracker:
     """Runs a twin :class:`ProductionLine` alongside a plant and keeps it synchronised.
 
@@ -59,7 +55,8 @@ class TwinTracker:
     twin's states (default: ``Nudger(twin, beta)``; pass a
     :class:`KalmanFilter` on the same twin, or ``Nudger(twin, 0.0)`` for a free-running twin
     that is only scored). ``scales`` are the fidelity normalising spans (see
-    :class:`FidelityMonitor`); the Page-Hinkley detectors run on residual / scale with
+    :class:`FidelityMonitor`; default: :data:`envs.sync.metrics.SPANS` of the synchronised
+    kinds, temperature and wear); the Page-Hinkley detectors run on residual / scale with
     ``ph_delta`` and ``ph_threshold`` in those normalised units. ``follow_states``: adopt the
     plant's reported failures and repairs (needs ``<machine>.state`` in the measurements).
     ``replay``: a :class:`StateReplay` on the twin; the twin's machines then follow every
@@ -90,7 +87,9 @@ class TwinTracker:
             raise ValueError("the synchroniser must be built on the tracked twin line")
         self.synchroniser = synchroniser if synchroniser is not None else Nudger(twin, beta)
         self.monitor = FidelityMonitor(
-            scales or TRACKING_SCALES, window=window, tolerance=tolerance
+            scales or {kind: SPANS[kind] for kind in SYNCED_KINDS},
+            window=window,
+            tolerance=tolerance,
         )
         self.discrete = DiscreteStateSync(twin)
         self.follow_states = follow_states
@@ -144,6 +143,7 @@ class TwinTracker:
             )
             if detector.update(residuals[name] / scale):
                 drifted.append(name)
+        mismatch: tuple[str, ...]
         if self.replay is not None:
             mismatch = ()  # the machines are in the reported states by construction
         elif self.follow_states:

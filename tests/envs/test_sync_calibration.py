@@ -9,7 +9,7 @@ import pytest
 
 from envs.fmu.errors import FmuVariableError
 from envs.plant import HiddenParameter, Plant, PlantConfig
-from envs.sync.calibration import Calibrator, FitParameter, record
+from envs.sync import Calibrator, FitParameter, record
 
 TRUE = {
     "machining.thermal_resistance": 0.021,  # nominal 0.018 K/W

@@ -12,8 +12,7 @@ import pytest
 
 from envs.plant import Plant, PlantConfig
 from envs.scenario import SCENARIO_DIR
-from envs.sync.calibration import Recording, record
-from envs.sync.recording import RecordingError, load_recording, machine_names, save_recording
+from envs.sync import Recording, RecordingError, load_recording, record, save_recording
 
 NAMES = [f"machining-{k}" for k in (1, 2, 3, 4)] + ["welding-1", "welding-2", "inspection-1"]
 
@@ -22,7 +21,7 @@ NAMES = [f"machining-{k}" for k in (1, 2, 3, 4)] + ["welding-1", "welding-2", "i
 def recording() -> Recording:
     config = PlantConfig(seed=5, dropout_probability=0.1)
     with Plant(config) as plant:
-        assert plant.machine_names == NAMES == machine_names(plant.nominal_scenario)
+        assert plant.machine_names == NAMES == plant.nominal_scenario.machine_names
         return record(plant, 2)  # 10 samples, about 10 % of them lost
 
 

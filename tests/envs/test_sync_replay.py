@@ -13,7 +13,7 @@ from envs.line import ProductionLine
 from envs.machines import MachineState
 from envs.plant import HiddenParameter, Plant, PlantConfig
 from envs.sync import Calibrator, FitParameter, TwinTracker
-from envs.sync.calibration import record
+from envs.sync.recorder import record
 from envs.sync.replay import StateReplay
 
 PLANT = PlantConfig(

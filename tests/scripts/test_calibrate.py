@@ -50,7 +50,10 @@ def test_emulator_run_writes_json_and_plots_with_the_true_values(emulator_run):
         assert row["flags"] == [] and row["true_note"] == ""
     fit = payload["fit"]
     assert fit["success"] and fit["evaluations"] > 3
-    assert fit["normalised_rmse"]["calibrated"] < 0.5 * fit["normalised_rmse"]["nominal"]
+    assert fit["residual_rms"]["calibrated"] < 0.5 * fit["residual_rms"]["nominal"]
+    nrmse = payload["nrmse"]  # the one NRMSE (RMSE / span) against the measurements, per kind
+    assert nrmse["calibrated"]["temperature"] < 0.2 * nrmse["nominal"]["temperature"]
+    assert nrmse["calibrated"]["wear"] <= nrmse["nominal"]["wear"]
     before, after = payload["signal_rmse"]["nominal"], payload["signal_rmse"]["calibrated"]
     assert before.keys() == after.keys() and len(before) == 14  # 7 temperatures, 7 wears
     for machine in ("machining-1", "welding-1", "inspection-1"):  # degC, noise std 0.2 K

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from envs.sync import SyncBenchmark
 from scripts import sync_report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,10 @@ def test_short_report_calibrates_predicts_and_flags_the_drift(tmp_path, capsys):
     plant = tmp_path / "plant.toml"
     plant.write_text(PLANT)
     config = sync_report.ReportConfig(
-        plant=plant, window_h=0.5, horizon_h=0.25, seeds=1, out=tmp_path / "out"
+        plant=str(plant),
+        seeds=1,
+        out=str(tmp_path / "out"),
+        benchmark=SyncBenchmark(window_h=0.5, horizon_h=0.25),
     )
     report = sync_report.run(config, progress=False)
     summary = report["summary"]
