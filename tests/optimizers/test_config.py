@@ -17,6 +17,9 @@ def test_shipped_configs_load():
     assert optimize.algorithm == "nsga2" and optimize.problem.horizon_h == 24.0
     benchmark = load_benchmark_config(CONFIGS / "optimize_benchmark.toml")
     assert benchmark.seeds >= 5 and benchmark.factory.seeds == 1
+    from optimizers.registry import ALGORITHMS
+
+    assert benchmark.algorithms == ALGORITHMS  # the shipped benchmark runs every algorithm
 
 
 def test_partial_factory_table_keeps_the_benchmark_defaults(tmp_path):

@@ -120,6 +120,8 @@ def test_optimize_writes_front_plot_and_comparison_then_warm_starts(tmp_path, ca
         (["--warm-start", "missing.json"], "no such file"),
         (["--plant-change", "machining-9:wear_rate_factor=2"], "the machines are"),
         (["--horizon-h", "-2"], "'problem.horizon_h' = -2.0 is outside"),
+        (["--pick-from", "missing.json"], "missing.json: no such file; pass the pareto.json"),
+        (["--config", "missing.toml"], "missing.toml: no such file"),
     ],
 )
 def test_optimize_bad_input_fails_up_front(argv, message, capsys, tmp_path):
