@@ -9,10 +9,11 @@ import pytest
 
 from optimizers.algorithms import run_algorithm
 from optimizers.archive import Archive, non_dominated
-from optimizers.benchmark import anytime_hv, holm, normalisation_for, run_benchmark
+from optimizers.benchmark import run_benchmark
 from optimizers.config import BenchmarkConfig, ProblemConfig
 from optimizers.indicators import Normalisation, hypervolume, igd, knee_point, weighted_choice
 from optimizers.problems import StandardProblem
+from optimizers.scores import anytime_hv, holm, normalisation_for
 
 ZDT1_HV = 0.1 + 2.0 / 3.0 + 0.1 * 1.1  # ∫0..1 (1.1 - (1 - √f1)) df1 + 0.1 × 1.1 = 0.8767
 
