@@ -51,6 +51,23 @@ def test_round_trip_is_exact_with_lost_samples(recording, tmp_path, suffix):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
 
 
+def test_a_failed_write_leaves_the_previous_file_whole(recording, tmp_path, monkeypatch):
+    from envs.sync import recording_writer
+
+    path = save_recording(recording, tmp_path / "window.csv")
+    before = path.read_bytes()
+
+    def crash(temporary, columns, metadata):
+        temporary.write_text("# twinfactory-recording v1 half a fi")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(recording_writer, "_write_csv", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_recording(recording, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["window.csv"]  # no temp file left
+
+
 def test_csv_layout_is_the_documented_one(recording, tmp_path):
     lines = save_recording(recording, tmp_path / "r.csv").read_text().splitlines()
     assert lines[0] == (

@@ -117,6 +117,8 @@ def test_bad_input_exits_2_with_a_clear_message(emulator_run, tmp_path, capsys):
         (["--plant", PLANT, "--hours", "0.1"], "--hours 0.1 is not a whole number"),
         (["--plant", str(tmp_path / "none.toml")], "none.toml"),
         (["--plant", PLANT, "--save-recording", "x.txt"], "written as .csv or .parquet files"),
+        (["--plant", PLANT, "--max-evaluations", "0"], "'max_evaluations' = 0 is outside"),
+        (["--plant", PLANT, "--hours", "200"], "'hours' = 200.0 is outside the allowed range"),
     ]
     for argv, message in cases:
         assert calibrate.main([*argv, "--quiet", "--out", str(tmp_path)]) == 2, argv

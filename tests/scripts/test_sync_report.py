@@ -62,6 +62,8 @@ def test_short_report_calibrates_predicts_and_flags_the_drift(tmp_path, capsys):
         assert (tmp_path / "out" / name).stat().st_size > 20_000
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
     assert saved["summary"]["drift"][0]["flag"] == drift["flag"]
+    assert saved["config"]["benchmark"]["window_h"] == 0.5 and saved["config"]["seeds"] == 1
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
     assert "Next-hour prediction" in capsys.readouterr().out
 
 
@@ -76,6 +78,24 @@ def test_help_and_bad_options():
     options = ("--plant", "--window-h", "--horizon-h", "--seeds", "--sync", "--twin-seed")
     for option in (*options, "--sample-interval-s", "--tracking", "--ph-threshold", "--out"):
         assert option in result.stdout
+    assert "--machine" in result.stdout
     assert sync_report.main(["--beta", "2", "--quiet"]) == 2
     assert sync_report.main(["--plant", str(ROOT / "nothing.toml"), "--quiet"]) == 2
     assert sync_report.main(["--sample-interval-s", "45", "--quiet"]) == 2
+
+
+def test_options_go_through_the_one_loader(capsys):
+    argv = ["--window-h", "0.5", "--seeds", "2", "--machine", "welding-1", "--quiet"]
+    config, progress = sync_report.parse_args([*argv, "--sync", "nudging"])
+    assert config.benchmark == SyncBenchmark(window_h=0.5, sync="nudging")
+    assert config.seeds == 2 and config.machines == ("welding-1",) and not progress
+    assert config.plant == sync_report.ReportConfig().plant  # not given: the default
+    cases = [
+        (["--window-h", "9"], "command line: 'benchmark.window_h' = 9.0 is outside"),
+        (["--seeds", "0"], "'seeds' = 0 is outside the allowed range [1, 20]"),
+        (["--machine", "paint-1"], "--machine paint-1: not a machine of automotive_components"),
+    ]
+    for argv, message in cases:
+        assert sync_report.main([*argv, "--quiet"]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err, (argv, err)
