@@ -25,8 +25,9 @@ Metadata (every key required)
     separated. Parquet: the same keys in the Arrow schema metadata, the version under the key
     ``twinfactory-recording``.
 
-Columns (any order; machine names ``<station>-<k>`` of the scenario's line, e.g.
-``machining-1`` .. ``machining-4``, ``welding-1``, ``welding-2``, ``inspection-1``)
+Columns (any order; machine names are the scenario's :attr:`~envs.scenario.Scenario.machine_names`,
+``<station>-<k>``, e.g. ``machining-1`` .. ``machining-4``, ``welding-1``, ``welding-2``,
+``inspection-1``)
     ============================ ====== ======================================================
     ``time_s``                   s      since ``start_s``; row ``k`` (from 0) at
                                         ``(k + 1) * sample_interval_s`` (1e-6 relative)
