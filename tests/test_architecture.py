@@ -148,3 +148,29 @@ def test_every_exported_name_resolves(package):
     module = __import__(package)
     for name in module.__all__:
         assert getattr(module, name) is not None, f"{package}.{name}"
+
+
+def _architecture_paths() -> set[str]:
+    import re
+
+    text = (ROOT / "ARCHITECTURE.md").read_text()
+    return set(
+        re.findall(r"`((?:envs|agents|optimizers|federation|edge_bridge|fmus)/[\w/]*\.py)`", text)
+    )
+
+
+def test_the_architecture_document_names_every_module():
+    named = _architecture_paths()
+    modules = {
+        str(path.relative_to(ROOT))
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if "__pycache__" not in path.parts and path.name != "__init__.py"
+    }
+    missing = sorted(modules - named)
+    assert missing == [], f"ARCHITECTURE.md does not describe: {missing}"
+
+
+def test_every_path_the_architecture_document_names_exists():
+    gone = sorted(path for path in _architecture_paths() if not (ROOT / path).exists())
+    assert gone == [], f"ARCHITECTURE.md names files that do not exist: {gone}"
