@@ -17,12 +17,17 @@ This module imports numpy only, so a device can run policies without torch or Gy
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
 FORMAT = "twinfactory-policy/1"
-_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0)}
+_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
+}
 
 
 class ExportedPolicyError(ValueError):
@@ -32,7 +37,7 @@ class ExportedPolicyError(ValueError):
 class ExportedPolicy:
     """A deterministic actor loaded from an exported file; ``predict`` mirrors SB3's."""
 
-    def __init__(self, meta: dict, arrays: dict[str, np.ndarray]) -> None:
+    def __init__(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.meta = meta
         self.hidden = [
             (arrays[f"hidden_{i}_weight"], arrays[f"hidden_{i}_bias"])
@@ -85,6 +90,7 @@ class ExportedPolicy:
         return cls(meta, arrays)
 
     def normalized(self, observations: np.ndarray) -> np.ndarray:
+        """Observations scaled and clipped as VecNormalize does (unchanged without it)."""
         if not self.normalize:
             return observations
         scaled = (observations - self.obs_mean) / np.sqrt(self.obs_var + self.obs_epsilon)
@@ -109,7 +115,14 @@ class ExportedPolicy:
         actions = np.clip(mean, self.action_low, self.action_high)
         return actions[0] if single else actions
 
-    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, None]:
+        """SB3's ``predict``: deterministic actions (``state`` and the rest are ignored)."""
         return self.act(observation), None
 
 
@@ -124,10 +137,10 @@ def export(
     """Write a trained SB3 PPO model (MlpPolicy, Box actions) as an exported policy file."""
     import torch
     from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import VecNormalize
+    from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
     model = PPO.load(model_path, device="cpu")
-    policy = model.policy
+    policy: Any = model.policy
     layers = [m for m in policy.mlp_extractor.policy_net if isinstance(m, torch.nn.Linear)]
     activations = {
         type(m).__name__
@@ -138,21 +151,24 @@ def export(
     if len(activations) > 1 or (activations and next(iter(activations)) not in names):
         raise ExportedPolicyError(f"{model_path}: activations {activations} are not exportable")
     activation = names[next(iter(activations))] if activations else "tanh"
-    size = int(np.prod(model.observation_space.shape))
+    observation_space: Any = model.observation_space
+    action_space: Any = model.action_space
+    size = int(np.prod(observation_space.shape))
     mean, var = np.zeros(size), np.ones(size)
     clip, epsilon, normalize = 10.0, 1e-8, False
     if normalization_path is not None:
-        stats = VecNormalize.load(str(normalization_path), _DummyVec(model))
+        stats = VecNormalize.load(str(normalization_path), cast(VecEnv, _DummyVec(model)))
         normalize = bool(stats.norm_obs)
-        mean, var = stats.obs_rms.mean, stats.obs_rms.var
+        obs_rms: Any = stats.obs_rms
+        mean, var = obs_rms.mean, obs_rms.var
         clip, epsilon = float(stats.clip_obs), float(stats.epsilon)
     arrays = {
         "obs_mean": mean.astype(np.float64),
         "obs_var": var.astype(np.float64),
         "obs_clip": np.array(clip),
         "obs_epsilon": np.array(epsilon),
-        "action_low": model.action_space.low.astype(np.float32),
-        "action_high": model.action_space.high.astype(np.float32),
+        "action_low": action_space.low.astype(np.float32),
+        "action_high": action_space.high.astype(np.float32),
         "action_weight": policy.action_net.weight.detach().numpy().astype(np.float32),
         "action_bias": policy.action_net.bias.detach().numpy().astype(np.float32),
     }
@@ -166,14 +182,15 @@ def export(
         "activation": activation,
         "hidden_layers": len(layers),
         "observation_size": size,
-        "action_size": int(np.prod(model.action_space.shape)),
+        "action_size": int(np.prod(action_space.shape)),
         "normalize_observations": normalize,
         "timesteps": int(model.num_timesteps),
         "source": str(model_path),
     }
+    from envs.atomic import atomic_path  # here: importing envs loads Gymnasium
+
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_path, "wb") as handle:
+    with atomic_path(out_path) as temporary, open(temporary, "wb") as handle:
         np.savez(handle, meta=np.array(json.dumps(meta)), **arrays)
     return out_path
 
@@ -181,7 +198,7 @@ def export(
 class _DummyVec:
     """Just enough of a VecEnv for VecNormalize.load to restore statistics."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model: Any) -> None:
         self.observation_space = model.observation_space
         self.action_space = model.action_space
         self.num_envs = 1

@@ -12,10 +12,14 @@ returning ``(action, None)`` like a stable-baselines3 model, for one observation
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from envs.line_env import MACHINE_FEATURES, ProductionLineEnv
+
+if TYPE_CHECKING:
+    import gymnasium
 
 _HOURS = 4  # operating hours since maintenance: feature offset within a machine's block
 _POWER = -1  # last feature of the observation: power of the last interval / contracted peak
@@ -26,14 +30,15 @@ class HeuristicPolicy(ABC):
 
     name = "heuristic"
 
-    def __init__(self, env) -> None:
-        line_env: ProductionLineEnv = env.unwrapped
+    def __init__(self, env: gymnasium.Env) -> None:
+        line_env: ProductionLineEnv = env.unwrapped  # type: ignore[assignment]
         self.machines = len(line_env.machine_names)
         self.kinds = list(line_env.machine_kinds)
         self.nominal = np.array([line_env.speed_action(1.0, k) for k in range(self.machines)])
         self.slow = np.array([line_env.speed_action(0.85, k) for k in range(self.machines)])
 
     def machine_features(self, observation: np.ndarray, feature: int) -> np.ndarray:
+        """One feature of every machine's block of the observation."""
         blocks = observation[: self.machines * MACHINE_FEATURES].reshape(self.machines, -1)
         return blocks[:, feature]
 
@@ -41,13 +46,20 @@ class HeuristicPolicy(ABC):
     def act(self, observation: np.ndarray) -> np.ndarray:
         """The action for one observation."""
 
-    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, None]:
+        """SB3's ``predict``: the action for one observation or a batch (rows)."""
         observation = np.asarray(observation, dtype=np.float64)
         if observation.ndim == 2:
             return np.stack([self.act(o) for o in observation]).astype(np.float32), None
         return self.act(observation).astype(np.float32), None
 
-    def _pack(self, speed: np.ndarray, maintenance, standby: np.ndarray):
+    def _pack(self, speed: np.ndarray, maintenance: Any, standby: np.ndarray) -> np.ndarray:
         """One action from per-machine speed actions, maintenance (booleans: maintain now or
         not; or floats: the env's wear-threshold actions) and standby permissions."""
         decision = {True: 1.0, False: -1.0}  # maintenance: 1 = now, -1 = never; standby: a > 0
@@ -71,7 +83,7 @@ class FixedIntervalPolicy(HeuristicPolicy):
 
     name = "fixed_interval"
 
-    def __init__(self, env, interval_h: dict[str, float] | None = None) -> None:
+    def __init__(self, env: gymnasium.Env, interval_h: dict[str, float] | None = None) -> None:
         super().__init__(env)
         intervals = {"CncMill": 2.0, "RobotCell": 40.0, **(interval_h or {})}
         self.interval = np.array([intervals[kind] for kind in self.kinds])
@@ -86,7 +98,9 @@ class ConditionBasedPolicy(HeuristicPolicy):
 
     name = "condition_based"
 
-    def __init__(self, env, wear_threshold: float = 0.85, power_margin: float = 0.9) -> None:
+    def __init__(
+        self, env: gymnasium.Env, wear_threshold: float = 0.85, power_margin: float = 0.9
+    ) -> None:
         super().__init__(env)
         self.wear_threshold = wear_threshold
         self.power_margin = power_margin
@@ -104,7 +118,7 @@ HEURISTICS = {
 }
 
 
-def make_heuristic(name: str, env, **options) -> HeuristicPolicy:
+def make_heuristic(name: str, env: gymnasium.Env, **options: Any) -> HeuristicPolicy:
     """A heuristic by name: naive, fixed_interval or condition_based."""
     if name not in HEURISTICS:
         raise ValueError(f"unknown heuristic '{name}'; choose one of {sorted(HEURISTICS)}")

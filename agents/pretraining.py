@@ -10,7 +10,9 @@ heuristic instead of rediscovering it ("kickstarting"; cf. Rajeswaran et al. 201
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,7 +27,7 @@ class Demonstrations:
     dones: np.ndarray  # (steps, n_envs)
 
 
-def collect(vec_env, policy, steps: int) -> Demonstrations:
+def collect(vec_env: Any, policy: Any, steps: int) -> Demonstrations:
     """Run ``policy`` (``predict(raw_observations)``) for ``steps`` env steps in total."""
     from stable_baselines3.common.vec_env import VecNormalize
 
@@ -54,7 +56,9 @@ def returns_to_go(rewards: np.ndarray, dones: np.ndarray, gamma: float) -> np.nd
     return result
 
 
-def fit(model, demonstrations: Demonstrations, *, epochs: int, batch_size: int = 256) -> dict:
+def fit(
+    model: Any, demonstrations: Demonstrations, *, epochs: int, batch_size: int = 256
+) -> dict[str, float]:
     """Fit the actor mean to the demonstrated actions and the critic to their returns.
 
     Returns the final mean-squared errors. Steps within 1/(1 − γ) of the end of the recording
@@ -109,7 +113,14 @@ def fit(model, demonstrations: Demonstrations, *, epochs: int, batch_size: int =
     return losses
 
 
-def pretrain(model, heuristic: str, *, steps: int, epochs: int, env_factory) -> dict:
+def pretrain(
+    model: Any,
+    heuristic: str,
+    *,
+    steps: int,
+    epochs: int,
+    env_factory: Callable[[], Any],
+) -> dict[str, float]:
     """Warm-start ``model`` by imitating the named heuristic for ``steps`` env steps in the
     model's own vector env. ``env_factory()`` makes one plain env the heuristic reads its
     layout from. Returns the fit's final errors and the demonstrations' mean episode reward."""

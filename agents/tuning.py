@@ -1,20 +1,30 @@
 """optuna over PPO hyper-parameters. Each trial trains in ``chunks`` (resuming its own run),
-evaluates the weighted objective Z = w1·C + w2·E + w3·D (plus a penalty for constraint
-violations) on held-out seeds after each chunk, reports it for pruning, and returns the last
-value (minimised). The study lives in an optuna RDB storage, so a killed study resumes."""
+evaluates the weighted objective Z = w1·C + w2·E + w3·D plus
+:data:`envs.kpi.CONSTRAINT_VIOLATION_PENALTY` per unit of constraint violation
+(:func:`envs.kpi.penalised_objective`) on held-out seeds after each chunk, reports it for
+pruning, and returns the last value (minimised). A trial whose training diverges is pruned (its
+``user_attrs["diverged"]`` says where) and the study goes on. The study lives in an optuna RDB
+storage, so a killed study resumes."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from agents.training import TRAINING_SEEDS_BELOW, Run, TrainConfig, train
+from agents.config import TrainConfig
+from agents.run_folder import Run
+from agents.training import TrainingDiverged, train
+from envs.atomic import atomic_path
 from envs.config import setting
+from envs.kpi import penalised_objective
+from envs.seeding import held_out_seeds
 
-VIOLATION_PENALTY = 1_000.0  # added to Z per unit of constraint violation (parts/h or kW)
+__all__ = ["TuneConfig", "objective_for", "score", "storage_url", "suggest", "tune", "write_plots"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,7 +38,7 @@ class TuneConfig:
     out_dir: str = setting("runs/tune")
 
 
-def suggest(trial, base: TrainConfig, out_dir: Path) -> TrainConfig:
+def suggest(trial: Any, base: TrainConfig, out_dir: Path) -> TrainConfig:
     """A TrainConfig with the trial's hyper-parameters."""
     n_steps = trial.suggest_categorical("n_steps", [64, 128, 256, 512, 1024])
     width = trial.suggest_categorical("width", [32, 64, 128])
@@ -50,32 +60,35 @@ def suggest(trial, base: TrainConfig, out_dir: Path) -> TrainConfig:
 
 
 def score(config: TrainConfig, seeds: int) -> float:
-    """Mean over held-out seeds of Z plus the violation penalty, for the run's current model."""
-    import gymnasium
-
+    """Mean over the first ``seeds`` held-out seeds of Z plus the violation penalty, for the
+    run's current model."""
+    from agents.env_factory import make_env
     from agents.evaluation import load_policy, run_episode
 
-    env = gymnasium.make(
-        config.env_id, scenario=config.scenario, **{k: v for k, v in config.env_kwargs.items()}
-    )
+    env = make_env(config)
     try:
         _, policy = load_policy(str(Run(config.out_dir).model), env)
-        results = [run_episode(env, policy, TRAINING_SEEDS_BELOW + s) for s in range(seeds)]
+        results = [run_episode(env, policy, seed) for seed in held_out_seeds(seeds)]
     finally:
         env.close()
-    return float(np.mean([r.objective + VIOLATION_PENALTY * r.violation for r in results]))
+    return float(np.mean([penalised_objective(r.objective, r.constraints) for r in results]))
 
 
-def objective_for(config: TuneConfig):
+def objective_for(config: TuneConfig) -> Callable[[Any], float]:
+    """The optuna objective of the study: train a trial in chunks, score and report each."""
     import optuna
 
-    def objective(trial) -> float:
+    def objective(trial: Any) -> float:
         run_config = suggest(trial, config.base, Path(config.out_dir))
         value = float("nan")
         for chunk in range(1, config.chunks + 1):
             steps = config.base.total_timesteps * chunk // config.chunks
             chunk_config = dataclasses.replace(run_config, total_timesteps=steps)
-            train(chunk_config, resume=chunk > 1, progress_bar=False)
+            try:
+                train(chunk_config, resume=chunk > 1, progress_bar=False)
+            except TrainingDiverged as error:
+                trial.set_user_attr("diverged", str(error))
+                raise optuna.TrialPruned(str(error)) from error
             value = score(chunk_config, config.eval_seeds)
             trial.report(value, step=steps)
             if trial.should_prune():
@@ -86,13 +99,14 @@ def objective_for(config: TuneConfig):
 
 
 def storage_url(config: TuneConfig) -> str:
+    """The study's optuna storage: ``storage``, or SQLite under ``out_dir``."""
     if config.storage:
         return config.storage
     Path(config.out_dir).mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{Path(config.out_dir).resolve() / 'study.db'}"
 
 
-def tune(config: TuneConfig):
+def tune(config: TuneConfig) -> Any:
     """Run (or continue) the study; returns it."""
     import optuna
 
@@ -111,7 +125,7 @@ def tune(config: TuneConfig):
     return study
 
 
-def write_plots(study, folder: Path) -> list[Path]:
+def write_plots(study: Any, folder: Path) -> list[Path]:
     """optuna's standard matplotlib plots; a plot that needs more trials is skipped."""
     import matplotlib
 
@@ -120,7 +134,7 @@ def write_plots(study, folder: Path) -> list[Path]:
     from optuna.visualization import matplotlib as plots
 
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
     for name in (
         "plot_optimization_history",
         "plot_intermediate_values",
@@ -135,7 +149,8 @@ def write_plots(study, folder: Path) -> list[Path]:
         path = folder / f"{name.removeprefix('plot_')}.png"
         plt.gcf().set_size_inches(8, 5)
         plt.tight_layout()
-        plt.savefig(path, dpi=100)
+        with atomic_path(path) as temporary:
+            plt.savefig(temporary, dpi=100, format="png")
         plt.close("all")
         written.append(path)
     return written
