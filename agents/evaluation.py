@@ -1,17 +1,55 @@
 """Evaluation harness: any mix of heuristics and saved SB3 policies over held-out seeds on a
 production-line env, with KPI tables (IQM or mean with confidence intervals), the change against
-``naive`` and plots. Every KPI comes from :mod:`envs.kpi` through the env's ``info``."""
+``naive`` and plots. Every KPI comes from :mod:`envs.kpi` through the env's ``info``: Z is
+:meth:`envs.kpi.Kpis.weighted_objective`, changes are :func:`envs.kpi.relative_change` (NaN, shown
+"n/a", where the baseline is 0). :mod:`agents.comparison` pairs policies seed by seed."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
 from agents.heuristics import HEURISTICS, make_heuristic
 from agents.statistics import Estimate, estimate
+from envs.atomic import atomic_path
+from envs.kpi import HEADLINE_KPIS, Kpis, constraint_violation, relative_change
+
+if TYPE_CHECKING:
+    import gymnasium
+
+__all__ = [
+    "COLUMNS",
+    "EpisodeResult",
+    "NormalizedModel",
+    "Policy",
+    "evaluate",
+    "format_changes",
+    "format_table",
+    "load_policy",
+    "plot_kpis",
+    "plot_trajectories",
+    "relative_changes",
+    "run_episode",
+    "summarise",
+]
+
+
+class Policy(Protocol):
+    """Anything with stable-baselines3's ``predict``: heuristics, SB3 models, exported policies."""
+
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[Any, Any]: ...
+
 
 # (key in the result, column title, format)
 COLUMNS = (
@@ -20,16 +58,10 @@ COLUMNS = (
     ("downtime_h", "D h", "{:.1f}"),
     ("throughput_per_h", "T 1/h", "{:.2f}"),
     ("peak_kw", "R kW", "{:.1f}"),
+    ("oee", "OEE", "{:.2f}"),
     ("objective", "Z", "{:,.0f}"),
     ("violation", "viol.", "{:.2f}"),
 )
-HEADLINE = {
-    "cost": "cost",
-    "energy_kwh": "energy",
-    "downtime_h": "downtime",
-    "throughput_per_h": "throughput",
-    "peak_kw": "peak power",
-}
 
 
 @dataclass
@@ -42,8 +74,11 @@ class EpisodeResult:
     violation: float
     """Positive parts of G = (Tmin − T, R − Rmax), summed (0 when feasible)."""
     trajectory: dict[str, np.ndarray] = field(default_factory=dict)
+    constraints: tuple[float, ...] = ()
+    """G = (Tmin − T, R − Rmax) at the end of the episode (each ≤ 0 when feasible)."""
 
     def value(self, key: str) -> float:
+        """A KPI by its ``info["kpi_total"]`` name, or ``objective`` / ``violation``."""
         if key in ("objective", "violation"):
             return getattr(self, key)
         return float(self.kpis[key])
@@ -52,15 +87,26 @@ class EpisodeResult:
 class NormalizedModel:
     """A saved PPO model with the observation normalisation it was trained with."""
 
-    def __init__(self, model, statistics) -> None:
+    def __init__(self, model: Any, statistics: Any) -> None:
         self.model, self.statistics = model, statistics
 
-    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+    def predict(
+        self,
+        observation: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[Any, Any]:
+        """SB3's ``predict`` on the observation normalised with the training statistics."""
         normalized = self.statistics.normalize_obs(np.asarray(observation, dtype=np.float32))
         return self.model.predict(normalized, deterministic=deterministic)
 
 
-def load_policy(spec: str, env) -> tuple[str, object]:
+def _size(space: gymnasium.Space[Any]) -> int:
+    return int(np.prod(space.shape)) if space.shape else 1
+
+
+def load_policy(spec: str, env: gymnasium.Env) -> tuple[str, Policy]:
     """A heuristic by name, an exported policy (``.npz``) or a saved stable-baselines3 PPO model
     (``.zip``, with ``vecnormalize.pkl`` beside it when it was trained with normalisation),
     checked against the env's spaces; returns (label, policy with ``predict``)."""
@@ -76,10 +122,8 @@ def load_policy(spec: str, env) -> tuple[str, object]:
         from agents.exported import ExportedPolicy
 
         policy = ExportedPolicy.load(path)
-        size = int(np.prod(env.observation_space.shape))
-        if policy.observation_size != size or policy.meta["action_size"] != int(
-            np.prod(env.action_space.shape)
-        ):
+        size = _size(env.observation_space)
+        if policy.observation_size != size or policy.meta["action_size"] != _size(env.action_space):
             raise ValueError(
                 f"{path}: the exported policy's sizes do not match the env's; "
                 "evaluate it on the env and scenario it was trained on"
@@ -103,18 +147,18 @@ def load_policy(spec: str, env) -> tuple[str, object]:
             )
     statistics_file = path.with_name("vecnormalize.pkl")
     if statistics_file.is_file():
-        from stable_baselines3.common.vec_env import VecNormalize
+        from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
         from agents.exported import _DummyVec
 
-        statistics = VecNormalize.load(str(statistics_file), _DummyVec(model))
+        statistics = VecNormalize.load(str(statistics_file), cast(VecEnv, _DummyVec(model)))
         return path.parent.name or path.stem, NormalizedModel(model, statistics)
     return path.stem, model
 
 
 def run_episode(
-    env,
-    policy,
+    env: gymnasium.Env,
+    policy: Policy,
     seed: int,
     *,
     label: str = "policy",
@@ -123,7 +167,7 @@ def run_episode(
 ) -> EpisodeResult:
     """One episode on ``env`` (a ProductionLine env) with ``policy``; ``record`` keeps the
     trajectories (time, power, speed factors, wear, maintenance and failure events)."""
-    line_env = env.unwrapped
+    line_env: Any = env.unwrapped
     if not hasattr(line_env, "line"):
         raise ValueError(
             "the evaluation harness needs a twinfactory ProductionLine env (its "
@@ -131,7 +175,7 @@ def run_episode(
         )
     observation, _ = env.reset(seed=seed)
     machines = line_env.line.machines
-    rows: dict[str, list] = {
+    rows: dict[str, list[Any]] = {
         "time_h": [],
         "power_kw": [],
         "speed": [],
@@ -139,7 +183,7 @@ def run_episode(
         "maintenance": [],
         "failed": [],
     }
-    info: dict = {}
+    info: dict[str, Any] = {}
     while True:
         action, _ = policy.predict(observation, deterministic=True)
         observation, _, terminated, truncated, info = env.step(action)
@@ -155,20 +199,19 @@ def run_episode(
         if terminated or truncated:
             break
     kpis = info["kpi_total"]
-    objective = line_env.scenario.objective
-    z = (
-        objective.w_cost * kpis["cost"]
-        + objective.w_energy * kpis["energy_kwh"]
-        + objective.w_downtime * kpis["downtime_h"]
+    weights = line_env.scenario.objective
+    z = Kpis.from_dict(kpis).weighted_objective(
+        weights.w_cost, weights.w_energy, weights.w_downtime
     )
-    violation = sum(max(0.0, g) for g in info["constraints"].values())
+    constraints = tuple(float(g) for g in info["constraints"].values())
+    violation = float(constraint_violation(constraints)) if constraints else 0.0
     trajectory = {name: np.asarray(values) for name, values in rows.items()} if record else {}
-    return EpisodeResult(label, seed, kpis, z, violation, trajectory)
+    return EpisodeResult(label, seed, kpis, z, violation, trajectory, constraints)
 
 
 def evaluate(
-    env,
-    policies: dict[str, object],
+    env: gymnasium.Env,
+    policies: dict[str, Policy],
     seeds: Iterable[int],
     *,
     record_first: bool = True,
@@ -200,15 +243,17 @@ def summarise(
 def relative_changes(
     summary: dict[str, dict[str, Estimate]], baseline: str = "naive"
 ) -> dict[str, dict[str, float]]:
-    """Change of each headline KPI against the baseline's point estimate (fractions)."""
+    """Change of each headline KPI (:data:`envs.kpi.HEADLINE_KPIS`) against the baseline's
+    point estimate, as fractions by :func:`envs.kpi.relative_change` (NaN where the baseline's
+    value is 0)."""
     if baseline not in summary:
         return {}
     base = summary[baseline]
     return {
         label: {
-            HEADLINE[key]: (values[key].value - base[key].value) / base[key].value
-            for key in HEADLINE
-            if base[key].value
+            name: relative_change(values[key].value, base[key].value)
+            for name, key in HEADLINE_KPIS.items()
+            if key in values and key in base
         }
         for label, values in summary.items()
         if label != baseline
@@ -216,6 +261,7 @@ def relative_changes(
 
 
 def format_table(summary: dict[str, dict[str, Estimate]], statistic: str) -> str:
+    """The KPI table: one row per policy, ``value [low, high]`` per column of :data:`COLUMNS`."""
     name = "IQM [95 % bootstrap CI]" if statistic == "iqm" else "mean [95 % t CI]"
     cells = [["policy", *[title for _, title, _ in COLUMNS]]]
     for label, values in summary.items():
@@ -226,11 +272,17 @@ def format_table(summary: dict[str, dict[str, Estimate]], statistic: str) -> str
     return f"{name} over seeds\n" + "\n".join(lines)
 
 
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:+.0f} %"
+
+
 def format_changes(changes: dict[str, dict[str, float]], baseline: str = "naive") -> str:
+    """``change against <baseline>:`` and one line per policy (``n/a`` where the baseline is 0)."""
     lines = [f"change against {baseline}:"]
     for label, values in changes.items():
         lines.append(
-            f"  {label}: " + ", ".join(f"{name} {100 * v:+.0f} %" for name, v in values.items())
+            f"  {label}: "
+            + ", ".join(f"{name.replace('_', ' ')} {_percent(v)}" for name, v in values.items())
         )
     return "\n".join(lines)
 
@@ -258,8 +310,8 @@ def plot_kpis(summary: dict[str, dict[str, Estimate]], path: Path) -> Path:
         axis.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
         axis.set_title(title)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
     plt.close(figure)
     return path
 
@@ -308,7 +360,7 @@ def plot_trajectories(
         axes[2, column].set_xlabel("time [h]")
     axes[1, 0].legend(fontsize=7, ncol=2)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100, format="png")
     plt.close(figure)
     return path

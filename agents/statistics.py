@@ -1,6 +1,7 @@
 """Aggregate statistics over evaluation seeds, as rliable recommends for few runs: the
-interquartile mean (IQM) with a percentile-bootstrap confidence interval, or the plain mean with a
-Student-t 95 % interval."""
+interquartile mean (IQM) with a seeded percentile-bootstrap confidence interval
+(:func:`scipy.stats.bootstrap`), or the plain mean with a Student-t interval
+(:func:`scipy.stats.t.interval`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+__all__ = ["STATISTICS", "Estimate", "bootstrap_ci", "estimate", "iqm", "mean_ci"]
+
 STATISTICS = ("iqm", "mean")
+BOOTSTRAP_METHODS = ("percentile", "BCa", "basic")
 
 
-def iqm(values: Sequence[float]) -> float:
+def iqm(values: Sequence[float] | np.ndarray) -> float:
     """Interquartile mean: the mean of the middle 50 % (scipy's 25 % trimmed mean)."""
     array = np.asarray(values, dtype=float)
     if array.size == 0:
@@ -21,38 +25,50 @@ def iqm(values: Sequence[float]) -> float:
     return float(stats.trim_mean(array, 0.25))
 
 
+def _iqm_along(sample: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.asarray(stats.trim_mean(sample, 0.25, axis=axis))
+
+
 def bootstrap_ci(
-    values: Sequence[float],
+    values: Sequence[float] | np.ndarray,
     statistic: Callable[[np.ndarray], float],
     *,
     confidence: float = 0.95,
     resamples: int = 2000,
     seed: int = 0,
+    method: str = "percentile",
 ) -> tuple[float, float]:
-    """Percentile-bootstrap interval of ``statistic`` (seeded, so reports are reproducible)."""
+    """Bootstrap interval of ``statistic`` by :func:`scipy.stats.bootstrap` (``method``:
+    percentile, BCa or basic), seeded so reports are reproducible. Fewer than two values, or
+    values that are all equal, give the point value as both ends."""
+    if method not in BOOTSTRAP_METHODS:
+        raise ValueError(f"method must be one of {BOOTSTRAP_METHODS}, not {method!r}")
     array = np.asarray(values, dtype=float)
-    if array.size < 2:
-        value = statistic(array)
+    if array.size < 2 or np.ptp(array) == 0:
+        value = float(statistic(array))
         return value, value
-    rng = np.random.default_rng(seed)
-    samples = rng.choice(array, size=(resamples, array.size), replace=True)
-    estimates = np.array([statistic(sample) for sample in samples])
-    tail = (1.0 - confidence) / 2.0
-    return float(np.quantile(estimates, tail)), float(np.quantile(estimates, 1.0 - tail))
+    vectorized = statistic is iqm
+    result = stats.bootstrap(
+        (array,),
+        _iqm_along if vectorized else statistic,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method=method,
+        vectorized=vectorized,
+        random_state=np.random.default_rng(seed),  # ``rng=`` only exists from SciPy 1.15
+    )
+    interval = result.confidence_interval
+    return float(interval.low), float(interval.high)
 
 
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Student-t interval of the mean."""
+def mean_ci(values: Sequence[float] | np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean (the mean itself for fewer than two values)."""
     array = np.asarray(values, dtype=float)
     mean = float(array.mean())
-    if array.size < 2:
+    if array.size < 2 or np.ptp(array) == 0:
         return mean, mean
-    half = (
-        stats.t.ppf(0.5 + confidence / 2.0, array.size - 1)
-        * array.std(ddof=1)
-        / np.sqrt(array.size)
-    )
-    return mean - float(half), mean + float(half)
+    low, high = stats.t.interval(confidence, array.size - 1, loc=mean, scale=stats.sem(array))
+    return float(low), float(high)
 
 
 @dataclass(frozen=True)
@@ -64,11 +80,19 @@ class Estimate:
     high: float
 
     def format(self, pattern: str = "{:.2f}") -> str:
+        """``value [low, high]`` with each number formatted by ``pattern``."""
         low, high = pattern.format(self.low), pattern.format(self.high)
         return f"{pattern.format(self.value)} [{low}, {high}]"
 
+    def format_pm(self, pattern: str = "{:.2f}") -> str:
+        """``value ± half-width`` (the larger side of the interval)."""
+        half = max(self.high - self.value, self.value - self.low)
+        return f"{pattern.format(self.value)} ± {pattern.format(half)}"
 
-def estimate(values: Sequence[float], statistic: str = "iqm", *, seed: int = 0) -> Estimate:
+
+def estimate(
+    values: Sequence[float] | np.ndarray, statistic: str = "iqm", *, seed: int = 0
+) -> Estimate:
     """IQM with bootstrap CI (``"iqm"``) or mean with t CI (``"mean"``)."""
     if statistic == "iqm":
         low, high = bootstrap_ci(values, iqm, seed=seed)
