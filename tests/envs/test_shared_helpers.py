@@ -19,6 +19,9 @@ def test_write_atomic_replaces_whole_files_and_leaves_no_temporaries(tmp_path):
     write_atomic(target, b"second")
     assert target.read_bytes() == b"second"
     assert os.listdir(target.parent) == ["report.json"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # as open() would make it, not 0600
 
 
 def test_a_failed_write_keeps_the_old_file(tmp_path):
