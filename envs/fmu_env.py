@@ -4,36 +4,8 @@
                          inputs={"valve": (0.0, 1.0)}, outputs=["T", "p"],
                          reward=lambda obs, action, info: -abs(obs[0] - 80.0))
 
-## Spaces
-
-- action: every variable of causality input, in model-description order; ``inputs`` picks a
-  list of names, or maps name → (low, high).
-- observation: every variable of causality output; ``outputs`` picks a list of names.
-
-Real inputs form a ``Box`` bounded by the model description's min/max (or the bounds given
-in ``inputs``); an input with no bounds from either is an error, never an infinite Box.
-Integer inputs are ``Discrete(max - min + 1, start=min)``, Boolean ones ``Discrete(2)``; an
-action of only discrete inputs is a ``MultiDiscrete``, a mix of kinds a ``Dict`` keyed by name.
-Observations are a float64 ``Box`` bounded by the outputs' min/max where declared. An FMU
-without inputs steps with an empty action.
-
-## Episodes
-
-``reset`` returns the FMU to its state after initialisation (snapshot → fmiReset → new
-instance, see :class:`envs.fmu.FmuUnit`), applying ``start_values`` and, when given,
-parameters drawn by ``randomize`` from the env's seeded generator: name → (low, high) for a
-uniform draw, or name → callable(rng) → value. ``reset(options={"start_values": {...}})``
-overrides start values for one episode. ``horizon`` (seconds) truncates an episode; the
-registered env has no step limit of its own. ``info["time"]`` is the simulation time after
-the step, computed as start + steps × step_size exactly (no float drift).
-
-## Actions
-
-A NaN, infinite or out-of-bounds action raises ValueError and changes nothing, unless
-``clip_actions=True`` (then finite actions are clipped to the bounds). ``reward`` is a
-callable (observation, action, info) → float; without one the reward is 0.
-
-Version history: v0 — first version.
+The spaces, episodes, actions and version history are documented on :class:`FmuEnv`
+(``help(env.unwrapped)``).
 """
 
 from __future__ import annotations
@@ -41,18 +13,97 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.fmu import FmuUnit, FmuWorker
+from envs.fmu import FmuStoppedError, FmuUnit, FmuWorker, Variable
+from envs.fmu.variables import Value
 
-RewardFunction = Callable[[np.ndarray, Any, dict], float]
+ObsType = np.ndarray | dict[str, np.ndarray]
+ActType = Any
+RewardFunction = Callable[[Any, Any, dict[str, Any]], float]
 
 
-class FmuEnv(gym.Env):
+class FmuEnv(gym.Env[ObsType, ActType]):
+    """Any FMU (FMI 2.0 / 3.0, co-simulation or model exchange) as a Gymnasium environment.
+
+    ## Description
+
+    Each step holds the action on the FMU's inputs for ``step_size`` seconds and observes its
+    outputs. The FMU is loaded once (:class:`envs.fmu.FmuUnit`, or :class:`envs.fmu.FmuWorker`
+    in a child process with ``isolated=True``) and reset cheaply between episodes.
+
+    ## Action Space
+
+    Every variable of causality input, in model-description order; ``inputs`` picks a list of
+    names (inputs or tunable parameters), or maps name → (low, high).
+
+    Real inputs form a float64 ``Box`` bounded by the model description's min/max (or the
+    bounds given in ``inputs``); an input with no bounds from either is an error, never an
+    infinite Box. Integer inputs are ``Discrete(max - min + 1, start=min)``, Boolean ones
+    ``Discrete(2)``; an action of only discrete inputs is a ``MultiDiscrete``, a mix of kinds
+    a ``Dict`` keyed by name. An FMU without inputs steps with an empty action.
+
+    An FMI 3 array input (``<Float64 name="u"><Dimension .../></Float64>``) is a ``Box`` of
+    its shape (sizes from the Dimension's ``start`` or from the structural parameter it
+    references, as set by ``start_values``): the action space itself when it is the only
+    input, else a member of a ``Dict``. Integer and Boolean arrays are not supported yet.
+
+    ## Observation Space
+
+    Every variable of causality output; ``outputs`` picks a list of names. A float64 ``Box``
+    with one entry per output, bounded by the outputs' min/max where declared. An array output
+    is a ``Box`` of its shape: the observation space itself when it is the only output, else
+    a member of a ``Dict`` keyed by name (scalar outputs there have shape ``(1,)``).
+
+    ## Rewards
+
+    ``reward`` is a callable (observation, action, info) → float; without one the reward is 0.
+
+    ## Starting State
+
+    ``reset`` returns the FMU to its state after initialisation (snapshot → fmiReset → new
+    instance, see :class:`envs.fmu.FmuUnit`), applying ``start_values`` and, when given,
+    parameters drawn by ``randomize`` from the env's seeded generator: name → (low, high) for
+    a uniform draw, or name → callable(rng) → value. ``reset(options={"start_values":
+    {...}})`` overrides start values for one episode. ``info["parameters"]`` holds the
+    values applied, ``info["reset"]`` the rung used.
+
+    ## Episode End
+
+    - Termination: the FMU asks to end the simulation (FMI 2: ``fmi2DoStep`` returns
+      ``fmi2Discard`` with ``fmi2Terminated``; FMI 3: ``terminateSimulation``), as FMPy's
+      ``simulate_fmu`` stops. ``info["stop_request"]`` holds the
+      :class:`envs.fmu.StopRequest` and ``info["time"]`` the time the FMU reached. A step
+      after that raises :class:`envs.fmu.FmuStoppedError`; reset first. A discard without
+      that request is an error (:class:`envs.fmu.FmuDiscardError`), not an episode end.
+    - Truncation: ``horizon`` (seconds) truncates an episode; the registered env has no step
+      limit of its own.
+
+    ``info["time"]`` is the simulation time after the step, computed as start + steps ×
+    step_size exactly (no float drift).
+
+    ## Actions out of bounds
+
+    A NaN, infinite or out-of-bounds action raises ValueError and changes nothing, unless
+    ``clip_actions=True`` (then finite actions are clipped to the bounds).
+
+    ## Arguments
+
+    ``fmu`` (path), ``step_size`` (s), ``inputs``, ``outputs``, ``start_values``,
+    ``randomize``, ``horizon`` (s), ``reward``, ``clip_actions``, ``isolated``, ``interface``
+    ("auto", "co_simulation", "model_exchange"), ``solver`` ("cvode", "euler") and
+    ``solver_step`` (s) for model exchange. ``render_mode`` is accepted and ignored.
+
+    ## Version History
+
+    - v0: first version. Later additions that change nothing for FMUs without them:
+      termination when the FMU asks to stop, FMI 3 array inputs and outputs.
+    """
+
     metadata = {"render_modes": []}
 
     def __init__(
@@ -62,8 +113,9 @@ class FmuEnv(gym.Env):
         *,
         inputs: Sequence[str] | Mapping[str, tuple[float, float]] | None = None,
         outputs: Sequence[str] | None = None,
-        start_values: Mapping[str, float | int | bool] | None = None,
-        randomize: Mapping[str, tuple[float, float] | Callable] | None = None,
+        start_values: Mapping[str, Value] | None = None,
+        randomize: Mapping[str, tuple[float, float] | Callable[[np.random.Generator], Any]]
+        | None = None,
         horizon: float | None = None,
         reward: RewardFunction | None = None,
         clip_actions: bool = False,
@@ -100,8 +152,8 @@ class FmuEnv(gym.Env):
                     f"randomize['{name}'] must be (low, high) with low <= high or "
                     f"a callable(rng) -> value, not {spec!r}"
                 )
-        factory = FmuWorker if isolated else FmuUnit
-        self.unit = factory(
+        factory: type[FmuUnit] | type[FmuWorker] = FmuWorker if isolated else FmuUnit
+        self.unit: FmuUnit | FmuWorker = factory(
             fmu,
             start_values=self.start_values,
             interface=interface,
@@ -120,14 +172,17 @@ class FmuEnv(gym.Env):
         self._set_start(self.unit.time)
 
     # -- spaces -------------------------------------------------------------------
-    def _configure_inputs(self, inputs) -> None:
+    def _configure_inputs(
+        self, inputs: Sequence[str] | Mapping[str, tuple[float, float]] | None
+    ) -> None:
         unit = self.unit
+        bounds: dict[str, tuple[float, float]] = {}
         if inputs is None:
-            names, bounds = unit.names("input"), {}
+            names = unit.names("input")
         elif isinstance(inputs, Mapping):
-            names, bounds = list(inputs), {n: tuple(b) for n, b in inputs.items()}
+            names, bounds = list(inputs), {n: (b[0], b[1]) for n, b in inputs.items()}
         else:
-            names, bounds = list(inputs), {}
+            names = list(inputs)
         self.input_names = names
         self._input_vars = [unit.variable(n) for n in names]
         for variable in self._input_vars:
@@ -139,6 +194,7 @@ class FmuEnv(gym.Env):
                     f" ({variable.variability}); actions drive inputs or tunable "
                     "parameters"
                 )
+            _supported_array(variable, "input")
         lows, highs = [], []
         for variable in self._input_vars:
             low, high = bounds.get(variable.name, (variable.min, variable.max))
@@ -161,8 +217,12 @@ class FmuEnv(gym.Env):
             lows.append(low)
             highs.append(high)
         kinds = {v.kind for v in self._input_vars}
-        self._all_real = kinds <= {"Real"}
-        if self._all_real:
+        arrays = any(v.is_array for v in self._input_vars)
+        self.action_space: spaces.Space[Any]
+        if arrays and len(self._input_vars) == 1:
+            shape = self._input_vars[0].shape
+            self.action_space = spaces.Box(lows[0], highs[0], shape=shape, dtype=np.float64)
+        elif kinds <= {"Real"} and not arrays:
             self.action_space = spaces.Box(
                 np.array(lows, dtype=np.float64),
                 np.array(highs, dtype=np.float64),
@@ -174,27 +234,45 @@ class FmuEnv(gym.Env):
                 start=np.array(lows, dtype=np.int64),
             )
         else:
-            members = {}
+            members: dict[str, spaces.Space[Any]] = {}
             for variable, low, high in zip(self._input_vars, lows, highs, strict=True):
                 members[variable.name] = (
-                    spaces.Box(low, high, shape=(1,), dtype=np.float64)
+                    spaces.Box(low, high, shape=variable.shape or (1,), dtype=np.float64)
                     if variable.kind == "Real"
                     else spaces.Discrete(int(high) - int(low) + 1, start=int(low))
                 )
             self.action_space = spaces.Dict(members)
-        self._low = np.array(lows, dtype=np.float64)
-        self._high = np.array(highs, dtype=np.float64)
+        sizes = [v.size for v in self._input_vars]
+        self._low = np.repeat(np.array(lows, dtype=np.float64), sizes)
+        self._high = np.repeat(np.array(highs, dtype=np.float64), sizes)
         self._low_list, self._high_list = self._low.tolist(), self._high.tolist()
-        self._n_inputs = len(lows)
+        self._n_inputs = len(self._low)
+        self._input_slices = _slices(self._input_vars)
+        self._element_names = _element_names(self._input_vars)
         self._dict_action = isinstance(self.action_space, spaces.Dict)
 
-    def _configure_outputs(self, outputs) -> None:
+    def _configure_outputs(self, outputs: Sequence[str] | None) -> None:
         unit = self.unit
         self.output_names = unit.names("output") if outputs is None else list(outputs)
         variables = [unit.variable(n) for n in self.output_names]
-        low = np.array([-np.inf if v.min is None else v.min for v in variables], dtype=np.float64)
-        high = np.array([np.inf if v.max is None else v.max for v in variables], dtype=np.float64)
-        self.observation_space = spaces.Box(low, high, dtype=np.float64)
+        for variable in variables:
+            _supported_array(variable, "output")
+        self._output_vars = variables
+        self._output_slices = _slices(variables)
+        self._single_array = len(variables) == 1 and variables[0].is_array
+        self._dict_observation = not self._single_array and any(v.is_array for v in variables)
+        self.observation_space: spaces.Space[Any]
+        if self._single_array or self._dict_observation:
+            boxes: dict[str, spaces.Space[Any]] = {
+                v.name: _box(v, v.shape or (1,)) for v in variables
+            }
+            self.observation_space = (
+                boxes[variables[0].name] if self._single_array else spaces.Dict(boxes)
+            )
+        else:
+            low = np.array([_bound(v.min, -np.inf) for v in variables], dtype=np.float64)
+            high = np.array([_bound(v.max, np.inf) for v in variables], dtype=np.float64)
+            self.observation_space = spaces.Box(low, high, dtype=np.float64)
         real_outputs = all(v.kind == "Real" for v in variables)
         real_inputs = all(v.kind == "Real" and v.causality == "input" for v in self._input_vars)
         self._io = (
@@ -219,12 +297,11 @@ class FmuEnv(gym.Env):
         """Simulation time after the steps taken in this episode, in seconds."""
         return self._time_at(self._steps)
 
-    def _action_values(self, action) -> np.ndarray:
+    def _action_values(self, action: ActType) -> np.ndarray:
         if self._dict_action:
-            flat = [
-                np.asarray(action[n], dtype=np.float64).reshape(-1)[0] for n in self.input_names
-            ]
-            values = np.array(flat, dtype=np.float64)
+            values = np.concatenate(
+                [np.asarray(action[n], dtype=np.float64).reshape(-1) for n in self.input_names]
+            )
         else:
             values = np.asarray(action, dtype=np.float64)
             if values.ndim != 1:
@@ -232,7 +309,7 @@ class FmuEnv(gym.Env):
         if values.shape[0] != self._n_inputs:
             raise ValueError(
                 f"action has {values.size} values; this env's action has "
-                f"{self._n_inputs}: {self.input_names}"
+                f"{self._n_inputs}: {self._element_names}"
             )
         # plain floats beat numpy on a handful of values; NaN fails every comparison
         for value, low, high in zip(values.tolist(), self._low_list, self._high_list, strict=True):
@@ -243,24 +320,47 @@ class FmuEnv(gym.Env):
     def _out_of_bounds(self, values: np.ndarray) -> np.ndarray:
         finite = np.isfinite(values)
         if not finite.all():
-            bad = self.input_names[int(np.flatnonzero(~finite)[0])]
+            bad = self._element_names[int(np.flatnonzero(~finite)[0])]
             raise ValueError(f"action value for '{bad}' is not finite; nothing was changed")
         if self.clip_actions:
             return np.clip(values, self._low, self._high)
         i = int(np.flatnonzero((values < self._low) | (values > self._high))[0])
         raise ValueError(
-            f"action value {values[i]} for '{self.input_names[i]}' is outside "
+            f"action value {values[i]} for '{self._element_names[i]}' is outside "
             f"[{self._low[i]}, {self._high[i]}]; nothing was changed (pass "
             "clip_actions=True to clip instead)"
         )
 
-    def _observe(self) -> np.ndarray:
+    def _observe(self) -> ObsType:
         if self._io is not None:
-            return self._io.read()
-        return np.array([float(self.unit.get(n)) for n in self.output_names], dtype=np.float64)
+            flat = self._io.read()
+        elif not self._output_vars or all(not v.is_array for v in self._output_vars):
+            flat = np.array([float(self.unit.get(n)) for n in self.output_names], dtype=np.float64)
+        else:
+            flat = np.concatenate(
+                [
+                    np.asarray(self.unit.get(n), dtype=np.float64).reshape(-1)
+                    for n in self.output_names
+                ]
+            )
+        return self._shape_observation(flat)
+
+    def _shape_observation(self, flat: np.ndarray) -> ObsType:
+        if self._single_array:
+            return flat.reshape(self._output_vars[0].shape)
+        if self._dict_observation:
+            return {
+                v.name: flat[start:stop].reshape(v.shape or (1,))
+                for v, (start, stop) in zip(self._output_vars, self._output_slices, strict=True)
+            }
+        return flat
 
     # -- gymnasium API ----------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[ObsType, dict[str, Any]]:
+        """Start an episode: the FMU back to its state after initialisation (see the class
+        docstring, "Starting State"); returns the first observation and info."""
         super().reset(seed=seed)
         values = dict((options or {}).get("start_values", {}))
         for name, spec in self.randomize.items():
@@ -279,38 +379,97 @@ class FmuEnv(gym.Env):
             "parameters": values,
         }
 
-    def step(self, action):
+    def step(self, action: ActType) -> tuple[ObsType, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Hold ``action`` on the inputs for one ``step_size``; returns observation, reward,
+        terminated (the FMU asked to stop), truncated (``horizon`` reached) and info."""
+        if self.unit.stop_request is not None:
+            raise FmuStoppedError(
+                f"{self.unit.stop_request.describe()}; the episode has ended (terminated). "
+                "Call reset() to start a new one."
+            )
         values = self._action_values(action)
         now = self.time
         end = self._time_at(self._steps + 1)
         if self._io is not None:
-            observation = self._io.exchange(values, end - now, now, checked=True)
+            observation = self._shape_observation(
+                self._io.exchange(values, end - now, now, checked=True)
+            )
         else:
             self.unit.set(
                 {
-                    v.name: (
-                        bool(x)
-                        if v.kind == "Boolean"
-                        else int(x)
-                        if v.kind == "Integer"
-                        else float(x)
-                    )
-                    for v, x in zip(self._input_vars, values, strict=True)
+                    v.name: _typed(v, values[start:stop])
+                    for v, (start, stop) in zip(self._input_vars, self._input_slices, strict=True)
                 }
             )
             self.unit.step(end - now, time=now)
             observation = self._observe()
         self._steps += 1
-        info = {"time": end}
+        info: dict[str, Any] = {"time": end}
+        stop = self.unit.stop_request
+        if stop is not None:
+            info["time"] = stop.time
+            info["stop_request"] = stop
         reward = 0.0
         if self.reward_function is not None:
             reward = float(self.reward_function(observation, action, info))
         truncated = self.horizon is not None and end >= (
             self._start_float + self.horizon - 1e-9 * self.step_size
         )
-        return observation, reward, False, truncated, info
+        return observation, reward, stop is not None, truncated, info
 
     def close(self) -> None:
+        """Free the FMU (and stop its worker process)."""
         unit = getattr(self, "unit", None)
         if unit is not None:
             unit.close()
+
+
+def _supported_array(variable: Variable, role: str) -> None:
+    if variable.is_array and variable.kind != "Real":
+        raise ValueError(
+            f"{role} '{variable.name}' is an FMI 3 {variable.type} array of shape "
+            f"{variable.shape}; array variables are supported for Real (Float64/Float32) "
+            "variables only, not yet for Integer or Boolean ones"
+        )
+
+
+def _slices(variables: Sequence[Variable]) -> list[tuple[int, int]]:
+    """(start, stop) of each variable's values in the flat vector."""
+    bounds, start = [], 0
+    for variable in variables:
+        bounds.append((start, start + variable.size))
+        start += variable.size
+    return bounds
+
+
+def _element_names(variables: Sequence[Variable]) -> list[str]:
+    names = []
+    for variable in variables:
+        if not variable.is_array:
+            names.append(variable.name)
+            continue
+        for index in np.ndindex(*variable.shape):
+            names.append(f"{variable.name}{[int(i) for i in index]}")
+    return names
+
+
+def _box(variable: Variable, shape: tuple[int, ...]) -> spaces.Box:
+    return spaces.Box(
+        _bound(variable.min, -np.inf), _bound(variable.max, np.inf), shape=shape, dtype=np.float64
+    )
+
+
+def _bound(value: float | None, default: float) -> float:
+    return default if value is None else float(value)
+
+
+def _typed(variable: Variable, values: np.ndarray) -> Any:
+    """Values of one variable from the flat action vector, of its kind (and shape)."""
+    if variable.is_array:
+        return values.reshape(variable.shape)
+    value = values[0]
+    if variable.kind == "Boolean":
+        return bool(value)
+    if variable.kind == "Integer":
+        return int(value)
+    return float(value)

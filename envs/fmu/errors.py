@@ -30,6 +30,13 @@ class StopRequest:
             f"unit '{self.unit}' asked to stop at t = {self.time:g} s ({self.function}: {logged})"
         )
 
+    def refusal(self) -> str:
+        """The message of the error raised by a step after the stop."""
+        return (
+            f"{self.describe()}; it cannot step further. Call reset() to start a new run, or "
+            "restore() a snapshot taken before the stop."
+        )
+
 
 class FmuError(RuntimeError):
     """Base class of every FMU-layer error."""

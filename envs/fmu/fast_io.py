@@ -23,7 +23,13 @@ from typing import Any, Protocol
 import numpy as np
 
 from envs.fmu._logging import STATUS_NAMES
-from envs.fmu.errors import FmuCallError, FmuDiscardError, FmuVariableError
+from envs.fmu.errors import (
+    FmuCallError,
+    FmuDiscardError,
+    FmuStoppedError,
+    FmuVariableError,
+    StopRequest,
+)
 from envs.fmu.variables import Value, Variable
 
 _P = ctypes.c_void_p
@@ -37,6 +43,7 @@ class UnitLike(Protocol):
 
     name: str
     variables: dict[str, Variable]
+    stop_request: StopRequest | None
     _messages: deque[str]
     _stepper: Any
     _fast: FastCalls
@@ -172,8 +179,8 @@ class FastCalls:
                     "fmi3DoStep",
                     "discard",
                     list(unit._messages),
-                    "discard, not terminated: terminateSimulation is false, so the FMU could "
-                    "not complete the step but did not ask to stop",
+                    "not terminated: terminateSimulation is false, so the FMU failed the step "
+                    "rather than asking to stop",
                 )
             return None
         status = self.do_step_c(self.component, time, dt, 1)
@@ -200,14 +207,12 @@ class FastCalls:
                 "fmi2DoStep",
                 "discard",
                 messages,
-                f"discard, not terminated: {why}, so the FMU could not complete the step "
-                "but did not ask to stop",
+                f"not terminated: {why}, so the FMU failed the step rather than asking to stop",
             )
         reached = ctypes.c_double(time + dt)
         status = self._real_status(
             self.component, _FMI2_LAST_SUCCESSFUL_TIME, ctypes.addressof(reached)
         )
-        unit._messages.extend(messages)  # keep what the FMU said when it asked to stop
         if status > _WARNING or not time <= reached.value <= time + dt:
             return time + dt
         return reached.value
@@ -315,7 +320,9 @@ class RealIO:
         """Write the inputs, step by ``dt`` and read the outputs (one env step).
         ``checked=True`` skips the bounds check the caller has already made. When the FMU asks
         to stop during the step, the unit records it (``unit.stop_request``) and the outputs
-        are those at the time it stopped."""
+        are those at the time it stopped; a further exchange raises FmuStoppedError."""
+        if self.unit.stop_request is not None:
+            raise FmuStoppedError(self.unit.stop_request.refusal())
         if checked:
             self.write_checked(values)
         else:

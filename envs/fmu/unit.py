@@ -500,10 +500,7 @@ class FmuUnit:
         if not (dt > 0 and math.isfinite(dt)):
             raise ValueError(f"step size must be a positive finite number of seconds, not {dt}")
         if self.stop_request is not None:
-            raise FmuStoppedError(
-                f"{self.stop_request.describe()}; it cannot step further. Call reset() to "
-                "start a new run, or restore() a snapshot taken before the stop."
-            )
+            raise FmuStoppedError(self.stop_request.refusal())
         now = self.time if time is None else float(time)
         reached: float | None
         if self._stepper is not None:

@@ -107,8 +107,8 @@ class Variable:
                 inside &= numbers == np.round(numbers)
             if not inside.all():
                 index = int(np.flatnonzero(~inside)[0])
-                position = np.unravel_index(index, self.shape)
-                element = replace(self, name=f"{self.name}{list(position)}", dimensions=())
+                position = [int(i) for i in np.unravel_index(index, self.shape)]
+                element = replace(self, name=f"{self.name}{position}", dimensions=())
                 element.check(numbers[index].item())
             return
         if isinstance(value, np.ndarray) and value.shape not in ((), (1,)):
