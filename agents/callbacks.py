@@ -32,8 +32,9 @@ def model_is_finite(model: Any) -> bool:
     """Whether every policy parameter and every loss the logger holds is finite."""
     if not all(bool(p.detach().isfinite().all()) for p in model.policy.parameters()):
         return False
-    losses = [v for k, v in model.logger.name_to_value.items() if "loss" in k]
-    return all(math.isfinite(v) for v in losses)
+    logger = getattr(model, "_logger", None)  # set once learning starts
+    values = logger.name_to_value.items() if logger is not None else ()
+    return all(math.isfinite(v) for k, v in values if "loss" in k)
 
 
 class DivergenceGuard(BaseCallback):
@@ -45,10 +46,12 @@ class DivergenceGuard(BaseCallback):
         super().__init__()
         self.diverged_at: int | None = None
 
-    def check(self) -> bool:
-        """True while the model is finite; records the first timestep it was not."""
-        if self.diverged_at is None and not model_is_finite(self.model):
-            self.diverged_at = int(self.num_timesteps)
+    def check(self, model: Any = None) -> bool:
+        """True while the model (the one training, or ``model`` before or after ``learn``) is
+        finite; records the first timestep it was not."""
+        model = self.model if model is None else model
+        if self.diverged_at is None and not model_is_finite(model):
+            self.diverged_at = int(model.num_timesteps)
         return self.diverged_at is None
 
     def _on_rollout_start(self) -> None:

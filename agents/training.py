@@ -197,9 +197,9 @@ def train(
                     tb_log_name="ppo",
                 )
             except ValueError:  # torch refuses a Gaussian with NaN mean inside an update
-                if guard.check():
+                if guard.check(model):
                     raise
-        healthy = guard.check()
+        healthy = guard.check(model)
         if healthy:
             save(model, run.model, run.normalization)
             run.checkpoint_now(model, evaluation.best_mean_reward)

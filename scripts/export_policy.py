@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,13 +28,17 @@ def main(argv: list[str] | None = None) -> int:
         "model", type=Path, help="run folder (uses its model.zip) or path of a model .zip"
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="output file (default: policy.npz beside the model)"
+        "--out",
+        type=Path,
+        default=None,
+        help="output file, written atomically (default: policy.npz beside the model)",
     )
     args = parser.parse_args(argv)
     model = args.model / "model.zip" if args.model.is_dir() else args.model
     if not model.is_file():
         parser.error(f"{model}: no such model file; pass a run folder or a model .zip")
     from agents.exported import ExportedPolicyError, export
+    from envs.config import ConfigError, read_toml
 
     normalization = model.with_name("vecnormalize.pkl")
     run_config = next(
@@ -46,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         ),
         None,
     )
-    meta = tomllib.loads(run_config.read_text()) if run_config else {}
+    try:
+        meta = read_toml(run_config) if run_config else {}
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     out = args.out or model.with_name("policy.npz")
     try:
         written = export(
