@@ -102,3 +102,55 @@ def test_vector_envs(env_id, mode):
     assert observations.shape == (2, *vector.single_observation_space.shape)
     assert rewards.shape == (2,)
     vector.close()
+
+
+# Fmu-v0 on the test-fixture FMUs with the FMI behaviours third-party FMUs have and the
+# shipped ones do not: a request to stop (FMI 2 and FMI 3) and FMI 3 array variables.
+FIXTURE_CASES = {
+    "fmi2-stop": ("Decay2Stop", {"step_size": 0.3, "inputs": ["u"]}),
+    "fmi3-stop": ("Decay3Stop", {"step_size": 0.3, "inputs": ["u"]}),
+    "fmi3-array": ("Decay3Array", {"step_size": 0.5, "outputs": ["y"]}),
+    "fmi3-array-dict": ("Decay3Array", {"step_size": 0.5, "inputs": ["u", "k"]}),
+}
+
+
+def make_fixture_env(test_fmus, case: str):
+    variant, kwargs = FIXTURE_CASES[case]
+    return gymnasium.make("twinfactory/Fmu-v0", fmu=test_fmus[variant], **kwargs)
+
+
+@pytest.mark.parametrize("case", sorted(FIXTURE_CASES))
+def test_fmu_env_on_fixture_fmus_passes_the_checks(test_fmus, case):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = make_fixture_env(test_fmus, case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        check_env(env.unwrapped, skip_render_check=True)
+        sb3_check_env(env.unwrapped, warn=False)
+    env.close()
+
+
+def fixture_rollout(test_fmus, case: str, seed: int, steps: int = 20) -> list:
+    env = make_fixture_env(test_fmus, case)
+    observation, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    trajectory, ends = [observation], []
+    for _ in range(steps):
+        observation, _reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        trajectory.append(observation)
+        ends.append(terminated)
+        if terminated or truncated:
+            trajectory.append(env.reset()[0])
+    env.close()
+    return [gymnasium.spaces.flatten(env.observation_space, o) for o in trajectory], ends
+
+
+@pytest.mark.parametrize("case", sorted(FIXTURE_CASES))
+def test_fmu_env_on_fixture_fmus_is_deterministic_and_ends_where_the_fmu_stops(test_fmus, case):
+    (first, ends), (second, _) = (fixture_rollout(test_fmus, case, 3) for _ in range(2))
+    assert all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+    if case.endswith("stop"):  # stop_time 2 s: the 7th step of 0.3 s of every episode
+        assert [i for i, terminated in enumerate(ends) if terminated] == [6, 13]
+    else:
+        assert not any(ends)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from envs import CoSimulation
-from envs.fmu import FmuUnit, FmuVariableError
+from envs.fmu import FmuStoppedError, FmuUnit, FmuVariableError
 
 LINK = [("mill.spindle_temperature", "robot.ambient_temperature")]
 
@@ -98,4 +98,24 @@ def test_wrong_connections_and_sets_are_refused(fmu_files):
         system.set("robot.ambient_temperature", 20.0)
     system.set("robot.speed_override", 0.5)
     assert system.get("robot.speed_override") == 0.5
+    system.close()
+
+
+@pytest.mark.parametrize("stopper", ["Decay2Stop", "Decay3Stop"])
+def test_a_unit_that_asks_to_stop_stops_the_co_simulation_cleanly(test_fmus, stopper):
+    units = {"plain": FmuUnit(test_fmus["Decay2CS"]), "stopper": FmuUnit(test_fmus[stopper])}
+    system = CoSimulation(units, [("stopper.y", "plain.u")], tick="0.1")
+    snap = system.snapshot()
+    while not system.terminated:
+        system.step(0.3)
+    assert system.terminated_by == "stopper" and system.time == pytest.approx(2.1)
+    assert system.stop_request.time == 2.0 and units["stopper"].time == 2.0
+    assert units["plain"].time == pytest.approx(2.1)  # the others complete the step
+    with pytest.raises(FmuStoppedError, match=r"stopped by unit 'stopper' at t = 2 s.*reset\(\)"):
+        system.step(0.3)
+    system.restore(snap)
+    assert not system.terminated and system.time == 0.0
+    system.step(0.3)
+    system.reset()
+    assert system.terminated_by is None and system.step(0.5) == 0.5
     system.close()

@@ -250,3 +250,87 @@ def test_isolated_env_runs_in_a_worker(test_fmus):
     observation, *_ = env.step(np.array([0.0]))
     assert observation[0] == pytest.approx(np.exp(-0.25))
     env.close()
+
+
+@pytest.mark.parametrize("variant", ["Decay2Stop", "Decay3Stop"])
+@pytest.mark.parametrize("isolated", [False, True])
+def test_an_fmu_that_asks_to_stop_terminates_the_episode(test_fmus, variant, isolated):
+    from envs.fmu import FmuStoppedError
+
+    env = make(test_fmus[variant], step_size=0.3, inputs=["u"], isolated=isolated)
+    env.reset(seed=0)
+    ends = [env.step(np.array([0.0]))[2:] for _ in range(7)]
+    assert [terminated for terminated, _truncated, _info in ends] == [False] * 6 + [True]
+    info = ends[-1][2]
+    assert info["time"] == 2.0 and info["stop_request"].unit == variant  # not 2.1
+    with pytest.raises(FmuStoppedError, match="episode has ended.*reset"):
+        env.step(np.array([0.0]))
+    observation, info = env.reset()
+    assert info["time"] == 0.0 and observation[0] == 1.0
+    assert not env.step(np.array([0.0]))[2]
+    env.close()
+
+
+def test_a_discard_without_a_stop_request_is_an_error_not_an_episode_end(test_fmus):
+    from envs.fmu import FmuDiscardError
+
+    env = make(test_fmus["Decay2Discard"], step_size=0.5, inputs=["u"])
+    env.reset(seed=0)
+    for _ in range(4):
+        assert not env.step(np.array([0.0]))[2]
+    with pytest.raises(FmuDiscardError, match="not terminated.*no solution past fail_time"):
+        env.step(np.array([0.0]))
+    env.close()
+
+
+def test_fmi3_array_inputs_and_outputs_are_boxes_of_their_shape(test_fmus):
+    env = make(test_fmus["Decay3Array"], step_size=1.0, outputs=["y"])
+    assert env.action_space == spaces.Box(-10.0, 10.0, (3,), np.float64)
+    assert env.observation_space.shape == (3,)
+    observation, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(observation, [1.0, 2.0, 3.0])
+    target = np.array([0.5, -1.0, 2.0])
+    observation, *_ = env.step(target)
+    np.testing.assert_allclose(observation, target + ([1, 2, 3] - target) * np.exp(-0.5))
+    with pytest.raises(ValueError, match=r"'u\[1\]' is outside"):
+        env.step(np.array([0.0, 20.0, 0.0]))
+    env.close()
+    mixed = make(
+        test_fmus["Decay3Array"],
+        step_size=1.0,
+        inputs=["u", "k"],
+        start_values={"n": 4},
+    )
+    assert mixed.action_space == spaces.Dict(
+        {
+            "u": spaces.Box(-10.0, 10.0, (4,), np.float64),
+            "k": spaces.Box(0.0, 100.0, (1,), np.float64),
+        }
+    )
+    assert mixed.observation_space == spaces.Dict(
+        {
+            "y": spaces.Box(-np.inf, np.inf, (4,), np.float64),
+            "stats": spaces.Box(-np.inf, np.inf, (2,), np.float64),
+        }
+    )
+    observation, _ = mixed.reset(seed=0)
+    np.testing.assert_array_equal(observation["stats"], [2.5, 4.0])
+    observation, *_ = mixed.step({"u": np.zeros(4), "k": np.array([1.0])})
+    np.testing.assert_allclose(observation["y"], np.arange(1, 5) * np.exp(-1.0))
+    mixed.close()
+
+
+def test_help_on_the_env_says_what_the_module_says():
+    from envs.fmu_env import FmuEnv
+
+    text = FmuEnv.__doc__ or ""
+    for heading in (
+        "## Action Space",
+        "## Observation Space",
+        "## Rewards",
+        "## Starting State",
+        "## Episode End",
+        "## Version History",
+    ):
+        assert heading in text
+    assert "terminateSimulation" in text and "Dimension" in text and "horizon" in text

@@ -12,13 +12,17 @@ import pytest
 
 from envs.fmu import (
     FmuCallError,
+    FmuDiscardError,
     FmuLoadError,
     FmuStateError,
+    FmuStoppedError,
     FmuUnit,
     FmuVariableError,
     _archive,
 )
-from tests.fixtures.fmu_factory import decay_solution
+from tests.fixtures.fmu_factory import STOP_TIME, decay_solution
+
+RESET_RUNGS = ("snapshot", "fmi_reset", "reinstantiate")
 
 
 @pytest.fixture
@@ -94,9 +98,61 @@ def test_reset_by_snapshot_restores_the_initial_state(mill):
 
 
 def test_reset_with_a_fixed_parameter_reinitialises(mill):
+    constructed = mill.get("wear_limit")
     assert mill.reset({"wear_limit": 0.6}) == "fmi_reset"
-    assert mill.get("wear_limit") == 0.6
-    assert mill.reset() == "snapshot" or mill.last_reset == "fmi_reset"
+    assert mill.get("wear_limit") == 0.6 != constructed
+    assert mill.reset() == "snapshot"
+    assert mill.get("wear_limit") == constructed
+
+
+# Each case forces one rung for the reset with a fixed parameter (x0) and says which rung
+# the plain reset after it takes; the plain reset must return to the constructor's values.
+@pytest.mark.parametrize(
+    ("variant", "ladder", "override_rung", "plain_rung"),
+    [
+        ("Decay2CS", ("snapshot", "fmi_reset", "reinstantiate"), "fmi_reset", "snapshot"),
+        ("Decay2CS", ("snapshot", "reinstantiate"), "reinstantiate", "reinstantiate"),
+        ("Decay2CS", ("fmi_reset",), "fmi_reset", "fmi_reset"),
+        ("Decay2CS", ("reinstantiate",), "reinstantiate", "reinstantiate"),
+        ("Decay2CSNoState", ("snapshot", "fmi_reset", "reinstantiate"), "fmi_reset", "fmi_reset"),
+        ("Decay2CSNoReset", RESET_RUNGS, "reinstantiate", "reinstantiate"),
+        ("Decay3", ("snapshot", "reinstantiate"), "reinstantiate", "reinstantiate"),
+    ],
+)
+def test_plain_reset_after_overrides_returns_to_the_constructor_values(
+    test_fmus, variant, ladder, override_rung, plain_rung
+):
+    with FmuUnit(test_fmus[variant], start_values={"k": 0.8}, reset_ladder=ladder) as unit:
+        first = run(unit, 4, dt=0.5, name="y")
+        assert unit.reset({"x0": 5.0, "k": 0.2}) == override_rung
+        assert unit.get("y") == 5.0 and unit.get("k") == 0.2
+        assert unit.reset() == plain_rung
+        assert (unit.get("x0"), unit.get("k"), unit.get("y")) == (1.0, 0.8, 1.0)
+        assert run(unit, 4, dt=0.5, name="y") == first
+        # and again, now that the plain reset has (re)captured the initial state
+        unit.reset({"x0": 5.0})
+        assert unit.reset() == plain_rung
+        assert (unit.get("x0"), unit.get("k"), unit.get("y")) == (1.0, 0.8, 1.0)
+        assert run(unit, 4, dt=0.5, name="y") == first
+
+
+def test_a_snapshot_from_before_a_reinstantiation_is_refused(test_fmus):
+    with FmuUnit(test_fmus["Decay2CS"], reset_ladder=("snapshot", "reinstantiate")) as unit:
+        unit.step(0.5)
+        old = unit.snapshot()
+        assert unit.reset({"x0": 3.0}) == "reinstantiate"
+        with pytest.raises(FmuStateError, match="earlier instance.*reinstantiate"):
+            unit.restore(old)
+        assert unit.get("y") == 3.0  # nothing was restored
+        del old  # freeing a state of the freed instance must not touch the new one
+        import gc
+
+        gc.collect()
+        unit.step(0.5)
+        fresh = unit.snapshot()
+        unit.step(0.5)
+        unit.restore(fresh)
+        assert unit.time == 0.5
 
 
 @pytest.mark.parametrize(
@@ -317,3 +373,106 @@ def test_extractions_are_removed_at_interpreter_exit(fmu_files, tmp_path):
     )
     directory = Path(result.stdout.strip())
     assert directory.name.startswith("twinfactory-RobotCell") and not directory.exists()
+
+
+# -- an FMU that asks to stop --------------------------------------------------------------
+@pytest.mark.parametrize("variant", ["Decay2Stop", "Decay3Stop"])
+@pytest.mark.parametrize("path", ["step", "real_io"])
+def test_an_fmu_that_asks_to_stop_ends_the_run_cleanly(test_fmus, variant, path):
+    with FmuUnit(test_fmus[variant]) as unit:
+        io = unit.real_io(["u"], ["y"])
+        times = []
+        while not unit.terminated:
+            if path == "step":
+                times.append(unit.step(0.3))
+            else:
+                io.exchange(np.array([0.0]), 0.3)
+                times.append(unit.time)
+        # the step from 1.8 s reaches stop_time = 2 s: the FMU stops there, not at 2.1 s
+        assert times[-1] == STOP_TIME and len(times) == 7
+        request = unit.stop_request
+        assert request is not None and request.unit == variant and request.time == STOP_TIME
+        assert request.function == ("fmi2DoStep" if variant == "Decay2Stop" else "fmi3DoStep")
+        assert any("asks to terminate" in message for message in request.messages)
+        assert unit.get("y") == pytest.approx(decay_solution(STOP_TIME))
+        with pytest.raises(FmuStoppedError, match=f"'{variant}' asked to stop at t = 2 s.*reset"):
+            unit.step(0.3)
+        with pytest.raises(FmuStoppedError, match="reset"):
+            io.exchange(np.array([0.0]), 0.3)
+        assert unit.reset() == "snapshot" and not unit.terminated and unit.time == 0.0
+        assert unit.step(0.5) == 0.5
+
+
+def test_a_stop_exactly_at_a_step_end_and_snapshots_across_it(test_fmus):
+    with FmuUnit(test_fmus["Decay2Stop"], start_values={"stop_time": 1.0}) as unit:
+        unit.step(0.5)
+        before = unit.snapshot()
+        assert unit.step(0.5) == 1.0 and unit.terminated
+        unit.restore(before)  # a branch from before the stop runs again
+        assert not unit.terminated and unit.time == 0.5
+        unit.set("stop_time", 5.0)
+        assert unit.step(0.5) == 1.0 and not unit.terminated
+
+
+@pytest.mark.parametrize(
+    ("variant", "function"), [("Decay2Discard", "fmi2DoStep"), ("Decay3Discard", "fmi3DoStep")]
+)
+def test_a_discard_without_a_stop_request_is_an_error_that_says_so(test_fmus, variant, function):
+    with FmuUnit(test_fmus[variant]) as unit:
+        for _ in range(6):
+            unit.step(0.3)
+        with pytest.raises(FmuDiscardError, match="discard.*not terminated") as raised:
+            unit.step(0.3)  # 1.8 s -> 2.1 s crosses fail_time = 2 s
+        error = raised.value
+        assert (error.function, error.status) == (function, "discard")
+        assert any("no solution past fail_time" in message for message in error.messages)
+        assert isinstance(error, FmuCallError) and not unit.terminated
+        assert unit.time == pytest.approx(1.8)
+        assert unit.step(0.2) == pytest.approx(2.0)  # a step the FMU can take still works
+
+
+# -- FMI 3 array variables ------------------------------------------------------------------
+def test_fmi3_array_variables_are_read_and_written_whole(test_fmus):
+    with FmuUnit(test_fmus["Decay3Array"], start_values={"k": 0.5}) as unit:
+        u, y, stats = unit.variable("u"), unit.variable("y"), unit.variable("stats")
+        assert (u.shape, y.shape, stats.shape) == ((3,), (3,), (2,))
+        assert u.causality == "input" and u.min == -10.0 and u.is_array and u.size == 3
+        np.testing.assert_array_equal(unit.get("y"), [1.0, 2.0, 3.0])
+        np.testing.assert_array_equal(unit.get("stats"), [2.0, 3.0])
+        target = np.array([0.5, -1.0, 2.0])
+        unit.set("u", target)
+        np.testing.assert_array_equal(unit.get("u"), target)
+        unit.step(1.0)
+        start = np.array([1.0, 2.0, 3.0])
+        expected = target + (start - target) * math.exp(-0.5)
+        np.testing.assert_allclose(unit.get("y"), expected, rtol=1e-14)
+        io = unit.real_io(["u"], ["y", "stats"])
+        assert io.output_sizes == [3, 2]
+        out = io.exchange(target, 1.0)
+        expected = target + (expected - target) * math.exp(-0.5)
+        np.testing.assert_allclose(out, [*expected, expected.mean(), expected.max()], rtol=1e-14)
+        for bad, message in (
+            (np.zeros(2), r"shape \(3,\); got a value of shape \(2,\)"),
+            (np.array([0.0, 99.0, 0.0]), r"'u\[1\]' = 99.0 is outside its range"),
+        ):
+            with pytest.raises(FmuVariableError, match=message):
+                unit.set("u", bad)
+        with pytest.raises(FmuVariableError, match=r"'u\[2\]' = nan is not a finite number"):
+            io.write(np.array([0.0, 0.0, np.nan]))
+        snap = unit.snapshot()
+        branch = io.exchange(target, 1.0)
+        unit.restore(snap)
+        np.testing.assert_array_equal(io.exchange(target, 1.0), branch)
+        assert unit.reset() == "snapshot"
+        np.testing.assert_array_equal(unit.get("y"), [1.0, 2.0, 3.0])
+
+
+def test_array_shapes_follow_the_structural_parameter(test_fmus):
+    with FmuUnit(test_fmus["Decay3Array"], start_values={"n": 5}) as unit:
+        assert unit.variable("u").shape == (5,) and unit.get("n") == 5
+        np.testing.assert_array_equal(unit.get("y"), [1.0, 2.0, 3.0, 4.0, 5.0])
+        unit.set("u", np.full(5, 0.5))
+        unit.step(0.5)
+        assert unit.get("y").shape == (5,) and unit.get("stats").shape == (2,)
+        with pytest.raises(FmuVariableError, match="structural parameters.*cannot change"):
+            unit.reset({"n": 2})

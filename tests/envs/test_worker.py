@@ -61,3 +61,23 @@ def test_load_errors_in_the_worker_are_reported(test_fmus):
 
     with pytest.raises(FmuLoadError, match="libtwinfactory_absent"):
         FmuWorker(test_fmus["Decay2MissingDep"])
+
+
+def test_a_stop_request_reaches_the_caller_of_a_worker(test_fmus):
+    from envs.fmu import FmuDiscardError, FmuStoppedError
+
+    with FmuWorker(test_fmus["Decay2Stop"]) as worker:
+        io = worker.real_io(["u"], ["y"])
+        for _ in range(3):
+            io.exchange(np.array([0.0]), 0.5)
+        assert not worker.terminated
+        io.exchange(np.array([0.0]), 0.5)
+        assert worker.terminated and worker.stop_request.time == 2.0 and worker.time == 2.0
+        with pytest.raises(FmuStoppedError, match="asked to stop at t = 2 s"):
+            worker.step(0.5)
+        assert worker.reset() == "snapshot" and not worker.terminated
+    with FmuWorker(test_fmus["Decay2Discard"]) as worker:
+        for _ in range(4):
+            worker.step(0.5)
+        with pytest.raises(FmuDiscardError, match="not terminated"):
+            worker.step(0.5)
