@@ -31,6 +31,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import fmus  # noqa: E402
+from envs.atomic import write_atomic  # noqa: E402
 
 # inputs and outputs exchanged each step, per shipped model
 SIGNALS = {
@@ -351,9 +352,8 @@ def run(config: BenchConfig) -> dict:
         print(f"  {group:<32}{share:>6.0%}")
     results["production_line"] = line
     if config.json:
-        config.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"config": {k: str(v) for k, v in asdict(config).items()}, "results": results}
-        config.json.write_text(json.dumps(payload, indent=2))
+        write_atomic(config.json, json.dumps(payload, indent=2))
         print(f"wrote {config.json}")
     return results
 

@@ -5,8 +5,10 @@ gets a planned tool change every ``parts_per_tool`` parts, and stands by
 through the two breaks; the conveyor carries each finished part to the robot
 cell and stops during breaks; the robot cell welds in cycles while the line
 runs. The shop warms up over the shift. Each FMU is simulated with FMPy on
-these inputs; the script prints a summary table and writes the trajectories
-(CSV) and a plot (PNG) under ``--out``.
+these inputs, the three stepped together as one :class:`envs.CoSimulation` of
+:class:`envs.fmu.FmuUnit` s; the energy figures come from :mod:`envs.kpi`. The
+script prints a summary table and writes the trajectories (CSV) and a plot (PNG)
+under ``--out``.
 
     python scripts/fmu_shift.py               # one 8 h shift, 10 s steps, into runs/demo
     python scripts/fmu_shift.py --hours 2 --step 5 --out runs/short
@@ -27,9 +29,18 @@ if str(REPO) not in sys.path:  # allow running from a checkout without installin
     sys.path.insert(0, str(REPO))
 
 import fmus  # noqa: E402
+from envs.atomic import atomic_path  # noqa: E402
+from envs.cosim import CoSimulation  # noqa: E402
+from envs.fmu import FmuUnit  # noqa: E402
+from envs.kpi import CostRates, IntervalRecord, KpiLedger, Kpis  # noqa: E402
+from envs.machines import _FMU_MODE as FMU_MODE  # noqa: E402
+from envs.machines import MachineState  # noqa: E402
 
-MILL_OFF, MILL_STANDBY, MILL_IDLE, MILL_CUTTING = 0, 1, 2, 3
-ROBOT_STANDBY, ROBOT_IDLE, ROBOT_RUNNING = 1, 2, 3
+# the operating modes of both shipped machine models (0 off, 1 standby, 2 idle, 3 working)
+OFF, STANDBY, IDLE, WORKING = (
+    FMU_MODE[state]
+    for state in (MachineState.OFF, MachineState.STANDBY, MachineState.IDLE, MachineState.BUSY)
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +86,7 @@ def shift_inputs(
         on_break |= (t >= start * 3600.0) & (t < end * 3600.0)
     producing = (t >= WARM_UP_S) & ~on_break & (t < n_steps * config.step - 600.0)
 
-    mill_mode = np.where(on_break, MILL_STANDBY, MILL_IDLE)
+    mill_mode = np.where(on_break, STANDBY, IDLE)
     tool_change = np.zeros(n_steps, dtype=bool)
     finished: list[float] = []
     clock, parts = WARM_UP_S, 0
@@ -86,20 +97,20 @@ def shift_inputs(
         if not producing[window].all() or end_cut > t[-1]:  # start only parts that fit
             clock += config.step
             continue
-        mill_mode[(t >= clock) & (t < end_cut)] = MILL_CUTTING
+        mill_mode[(t >= clock) & (t < end_cut)] = WORKING
         parts += 1
         finished.append(end_cut)
         clock = end_cut + handling * rng.uniform(0.9, 1.3)
         if parts % config.parts_per_tool == 0:
             tool_change[(t >= clock) & (t < clock + 180.0)] = True  # 3 min tool change
             clock += 180.0
-    mill_mode[t >= n_steps * config.step - 600.0] = MILL_OFF
+    mill_mode[t >= n_steps * config.step - 600.0] = OFF
 
     on_belt = np.zeros(n_steps)
     for done in finished:
         on_belt[(t >= done) & (t < done + transport_time_s)] += 1
     ambient = 18.0 + 8.0 * np.clip(t / (8 * 3600.0), 0.0, 1.0)  # the hall warms up
-    robot_mode = np.where(producing, ROBOT_RUNNING, np.where(on_break, ROBOT_STANDBY, ROBOT_IDLE))
+    robot_mode = np.where(producing, WORKING, np.where(on_break, STANDBY, IDLE))
     return {
         "CncMill": {
             "mode": mill_mode,
@@ -124,28 +135,6 @@ def shift_inputs(
     }
 
 
-def input_signal(values: dict[str, np.ndarray], step: float) -> np.ndarray:
-    """FMPy input array that holds each value constant over its step."""
-    n_steps = len(next(iter(values.values())))
-    times = np.repeat(np.arange(n_steps + 1) * step, 2)[1:-1]  # duplicate times: step changes
-    dtype = [("time", np.float64)] + [
-        (
-            name,
-            np.bool_
-            if column.dtype == bool
-            else np.int32
-            if np.issubdtype(column.dtype, np.integer)
-            else np.float64,
-        )
-        for name, column in values.items()
-    ]
-    signal = np.zeros(len(times), dtype=dtype)
-    signal["time"] = times
-    for name, column in values.items():
-        signal[name] = np.repeat(column, 2)
-    return signal
-
-
 OUTPUTS = {
     "CncMill": [
         "power",
@@ -157,7 +146,7 @@ OUTPUTS = {
         "defect_probability",
         "parts_machined",
     ],
-    "Conveyor": ["power", "energy", "motor_temperature", "hazard_rate", "tractive_force"],
+    "Conveyor": ["power", "energy", "tractive_force", "motor_temperature", "hazard_rate"],
     "RobotCell": [
         "power",
         "energy",
@@ -174,48 +163,82 @@ TEMPERATURE = {
 }
 WEAR = {"CncMill": ("tool_wear", "mm"), "Conveyor": None, "RobotCell": ("wear", "")}
 PRODUCTIVE = {
-    "CncMill": ("mode", MILL_CUTTING),
+    "CncMill": ("mode", WORKING),
     "Conveyor": ("running", True),
-    "RobotCell": ("mode", ROBOT_RUNNING),
+    "RobotCell": ("mode", WORKING),
 }
 
 
 def simulate(
-    fmu_file: Path, values: dict[str, np.ndarray], outputs: list[str], step: float, progress
-) -> np.ndarray:
-    import fmpy
+    files: dict[str, Path], inputs: dict[str, dict[str, np.ndarray]], step: float, progress
+) -> dict[str, np.ndarray]:
+    """Step every model through its input profile, the three as one co-simulation (no
+    connections: the profiles already couple them); each input is held over its step.
+    Returns, per model, a structured array of ``time`` and its outputs at every step end
+    (and at the start)."""
+    n_steps = len(next(iter(next(iter(inputs.values())).values())))
+    units = {
+        # the first step's inputs are start values, so the t = 0 outputs already see them
+        name: FmuUnit(path, start_values={k: v[0].item() for k, v in inputs[name].items()})
+        for name, path in files.items()
+    }
+    system = CoSimulation(units, tick=str(step))
+    records = {
+        name: np.zeros(
+            n_steps + 1, dtype=[("time", np.float64)] + [(o, np.float64) for o in OUTPUTS[name]]
+        )
+        for name in units
+    }
 
-    n_steps = len(next(iter(values.values())))
+    def record(k: int) -> None:
+        for name, unit in units.items():
+            row = records[name][k]
+            row["time"] = system.time
+            for output, value in unit.get_many(OUTPUTS[name]).items():
+                row[output] = value
 
-    def advance(_time, _recorder) -> bool:
-        progress.update(1)
-        return True
+    try:
+        record(0)
+        for k in range(n_steps):
+            for name, unit in units.items():
+                unit.set({key: column[k].item() for key, column in inputs[name].items()})
+            system.step(step)
+            record(k + 1)
+            progress.update(1)
+    finally:
+        system.close()
+    return records
 
-    return fmpy.simulate_fmu(
-        str(fmu_file),
-        stop_time=n_steps * step,
-        step_size=step,
-        output_interval=step,
-        input=input_signal(values, step),
-        output=outputs,
-        step_finished=advance,
-    )
+
+def shift_kpis(result: np.ndarray, productive: np.ndarray, step: float) -> Kpis:
+    """Energy KPIs of one model over the shift: each step is an interval whose energy is the
+    increase of the model's own energy meter, counted as idle energy where the machine is not
+    producing (no tariff: the shift reports energy, not cost)."""
+    ledger = KpiLedger(CostRates(scrap_per_part=0.0, backlog_per_part_hour=0.0))
+    energy = np.diff(result["energy"])
+    for used, working in zip(energy.tolist(), productive.tolist(), strict=True):
+        used = max(used, 0.0)
+        ledger.record(
+            IntervalRecord(
+                duration_h=step / 3600.0,
+                energy_kwh=used,
+                energy_price=0.0,
+                idle_energy_kwh=0.0 if working else used,
+            )
+        )
+    return ledger.totals
 
 
 def summarise(name: str, result: np.ndarray, values: dict[str, np.ndarray], step: float) -> dict:
-    power = result["power"][1:]  # power over each step (inputs are held over the step)
     column, productive_value = PRODUCTIVE[name]
-    productive = values[column] == productive_value
-    energy = float(result["energy"][-1])
+    kpis = shift_kpis(result, values[column] == productive_value, step)
     wear = WEAR[name]
     summary = {
         "model": name,
-        "energy_kwh": energy,
-        "peak_kw": float(power.max()),
-        "mean_kw": float(power.mean()),
-        "non_productive_share": float(power[~productive].sum() * step / 3600.0 / energy)
-        if energy > 0
-        else 0.0,
+        "energy_kwh": kpis.energy_kwh,
+        "peak_kw": kpis.peak_kw,
+        "mean_kw": kpis.energy_kwh / kpis.hours,
+        "non_productive_share": kpis.idle_energy_share,
         "final_temp_c": float(result[TEMPERATURE[name]][-1]),
         "max_temp_c": float(result[TEMPERATURE[name]].max()),
         "max_wear": f"{result[wear[0]].max():.3f} {wear[1]}".strip() if wear else "-",
@@ -281,55 +304,44 @@ def plot(results: dict[str, np.ndarray], destination: Path) -> None:
                 axes[row, column].axvspan(start, end, color="0.9", zorder=0)
     figure.suptitle("One shift of each shipped FMU (grey: breaks)")
     figure.tight_layout()
-    figure.savefig(destination, dpi=110)
+    with atomic_path(destination) as temporary:
+        figure.savefig(temporary, dpi=110, format="png")
     plt.close(figure)
 
 
 def write_csv(result: np.ndarray, destination: Path) -> None:
     header = ",".join(result.dtype.names)
-    np.savetxt(
-        destination,
-        np.column_stack([result[n] for n in result.dtype.names]),
-        delimiter=",",
-        header=header,
-        comments="",
-        fmt="%.9g",
-    )
+    with atomic_path(destination) as temporary:
+        np.savetxt(
+            temporary,
+            np.column_stack([result[n] for n in result.dtype.names]),
+            delimiter=",",
+            header=header,
+            comments="",
+            fmt="%.9g",
+        )
 
 
 def run(config: DemoConfig) -> list[dict]:
-    import fmpy
     from tqdm import tqdm
 
     started = time.perf_counter()
     files = {name: fmus.path(name) for name in fmus.names()}
-    mill = fmpy.simulate_fmu(
-        str(files["CncMill"]),
-        stop_time=config.step,
-        step_size=config.step,
-        output=["cycle_time", "cutting_time"],
-    )
-    conveyor = fmpy.simulate_fmu(
-        str(files["Conveyor"]),
-        stop_time=config.step,
-        step_size=config.step,
-        output=["transport_time"],
-    )
-    inputs = shift_inputs(
-        config,
-        float(mill["cycle_time"][0]),
-        float(mill["cutting_time"][0]),
-        float(conveyor["transport_time"][0]),
-    )
+    with FmuUnit(files["CncMill"]) as mill, FmuUnit(files["Conveyor"]) as conveyor:
+        inputs = shift_inputs(
+            config,
+            float(mill.get("cycle_time")),
+            float(mill.get("cutting_time")),
+            float(conveyor.get("transport_time")),
+        )
     n_steps = round(config.hours * 3600.0 / config.step)
     config.out.mkdir(parents=True, exist_ok=True)
-    results, rows = {}, []
-    with tqdm(total=n_steps * len(files), desc="simulating", unit="step") as progress:
-        for name, fmu_file in files.items():
-            progress.set_postfix_str(name)
-            results[name] = simulate(fmu_file, inputs[name], OUTPUTS[name], config.step, progress)
-            rows.append(summarise(name, results[name], inputs[name], config.step))
-            write_csv(results[name], config.out / f"{name}.csv")
+    with tqdm(total=n_steps, desc="simulating", unit="step") as progress:
+        results = simulate(files, inputs, config.step, progress)
+    rows = []
+    for name, result in results.items():
+        rows.append(summarise(name, result, inputs[name], config.step))
+        write_csv(result, config.out / f"{name}.csv")
     plot(results, config.out / "shift_trajectories.png")
     print()
     print(f"One shift: {config.hours:g} h in {config.step:g} s steps")

@@ -28,6 +28,56 @@ def test_short_shift_writes_table_csv_and_plot(tmp_path, capsys):
     assert "energy kWh" in printed and "CncMill" in printed
 
 
+def test_the_shift_runs_through_the_library_and_matches_fmpy(tmp_path):
+    # the script's simulation is a CoSimulation of FmuUnits; FMPy's simulate_fmu with the
+    # same inputs held over each step gives the same trajectory
+    import fmpy
+
+    import fmus
+
+    config = demo.DemoConfig(hours=0.5, step=10.0, out=tmp_path)
+    inputs = demo.shift_inputs(
+        config, cycle_time_s=220.0, cutting_time_s=175.0, transport_time_s=66.0
+    )
+    from tqdm import tqdm
+
+    with tqdm(disable=True) as progress:
+        results = demo.simulate(
+            {"RobotCell": fmus.path("RobotCell")},
+            {"RobotCell": inputs["RobotCell"]},
+            10.0,
+            progress,
+        )
+    values = inputs["RobotCell"]
+    times = np.repeat(np.arange(len(values["mode"]) + 1) * 10.0, 2)[1:-1]
+    signal = np.zeros(
+        len(times), dtype=[("time", float)] + [(k, v.dtype) for k, v in values.items()]
+    )
+    signal["time"] = times
+    for key, column in values.items():
+        signal[key] = np.repeat(column, 2)
+    reference = fmpy.simulate_fmu(
+        str(fmus.path("RobotCell")),
+        stop_time=len(values["mode"]) * 10.0,
+        step_size=10.0,
+        output_interval=10.0,
+        input=signal,
+        output=demo.OUTPUTS["RobotCell"],
+    )
+    for name in ("time", *demo.OUTPUTS["RobotCell"]):
+        np.testing.assert_array_equal(results["RobotCell"][name], reference[name])
+
+
+def test_modes_come_from_the_library():
+    from envs.machines import MachineState
+
+    assert tuple(
+        demo.FMU_MODE[s]
+        for s in (MachineState.OFF, MachineState.STANDBY, MachineState.IDLE, MachineState.BUSY)
+    ) == (demo.OFF, demo.STANDBY, demo.IDLE, demo.WORKING)
+    assert not hasattr(demo, "input_signal")  # no second simulation path around FmuUnit
+
+
 def test_profile_follows_the_shift_plan():
     config = demo.DemoConfig(hours=8.0, step=10.0, parts_per_tool=10)
     inputs = demo.shift_inputs(
@@ -36,13 +86,13 @@ def test_profile_follows_the_shift_plan():
     t = np.arange(len(inputs["CncMill"]["mode"])) * 10.0
     mill = inputs["CncMill"]["mode"]
     on_lunch = (t >= 4 * 3600) & (t < 4.5 * 3600)
-    assert np.all(mill[on_lunch] == demo.MILL_STANDBY)
-    assert np.all(mill[t < demo.WARM_UP_S] == demo.MILL_IDLE)
-    assert np.all(mill[t >= 8 * 3600 - 600] == demo.MILL_OFF)
+    assert np.all(mill[on_lunch] == demo.STANDBY)
+    assert np.all(mill[t < demo.WARM_UP_S] == demo.IDLE)
+    assert np.all(mill[t >= 8 * 3600 - 600] == demo.OFF)
     assert not inputs["Conveyor"]["running"][on_lunch].any()
     # one tool change per ten parts: count rising edges of tool_change
     changes = np.flatnonzero(np.diff(inputs["CncMill"]["tool_change"].astype(int)) == 1)
-    cutting_starts = np.flatnonzero(np.diff((mill == demo.MILL_CUTTING).astype(int)) == 1)
+    cutting_starts = np.flatnonzero(np.diff((mill == demo.WORKING).astype(int)) == 1)
     assert len(changes) == (len(cutting_starts) + 1) // 10
 
 
