@@ -5,6 +5,10 @@ reference, type, causality, variability, start, min, max, unit). The C runtime
 needs the same facts for range checks and start values, so this module writes
 them as ``model_variables.h`` at build time instead of keeping a second copy
 in C by hand.
+
+This parser is private to the build. Code that asks "is X a parameter of this equipment, and
+in range?" uses :mod:`envs.equipment` (which reads the same model description into
+:class:`envs.fmu.Variable` s), never :func:`read_model_info`.
 """
 
 from __future__ import annotations
