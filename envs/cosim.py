@@ -235,6 +235,12 @@ class CoSimulation:
         self.ticks = snapshot.ticks
         self.stop_request, self.terminated_by = snapshot.stop_request, snapshot.terminated_by
 
+    def restart_clock(self) -> None:
+        """The clock to zero and any stop request cleared, for a caller that has reset every
+        unit itself (with its own start values per unit, as the production line does)."""
+        self.ticks = 0
+        self.stop_request, self.terminated_by = None, None
+
     def reset(self) -> None:
         """Every unit back to its initial state; the clock to zero."""
         for unit in self.units.values():

@@ -192,7 +192,7 @@ class ProductionLine:
                 conveyor.last_energy = conveyor.unit.get("energy")
                 conveyor.running = None
                 conveyor.transport_time_s = conveyor.unit.get("transport_time")
-        self.system.ticks = 0
+        self.system.restart_clock()
         self.buffers = [0] * len(self.scenario.stations)
         self.open_orders = self.scenario.demand.initial_backlog
         self._forced = {}  # machine index -> True: fail, False: back in service
@@ -221,12 +221,18 @@ class ProductionLine:
     def advance(
         self, speed_factors: np.ndarray, maintenance: np.ndarray, standby: np.ndarray
     ) -> tuple[IntervalRecord, dict[str, int]]:
-        """Run one decision interval under the given per-machine decisions.
+        """Run one decision interval under the given per-machine decisions (a shorter one if an
+        FMU asks to stop; see :attr:`stopped_by`).
 
         ``speed_factors`` are multipliers on each machine's nominal speed (within its station's
         speed range); ``maintenance`` requests a preventive maintenance as soon as the machine
         is free; ``standby`` allows standby/off when starved.
         """
+        if self.system.terminated:
+            raise RuntimeError(
+                f"unit '{self.stopped_by}' asked to stop the simulation; reset() the line "
+                "before advancing it again"
+            )
         for k, machine in enumerate(self.machines):
             low, high = machine.speed_range
             machine.speed_factor = float(np.clip(speed_factors[k], low, high))
@@ -235,9 +241,11 @@ class ProductionLine:
                 machine.maintenance_pending = True
         interval = _Interval()
         start_price = self.scenario.tariff.price(*self.calendar()[:2])
-        for _ in range(self.ticks_per_decision):
+        ticks = 0
+        while ticks < self.ticks_per_decision and not self.system.terminated:
             self._tick(interval)
-        hours = self.ticks_per_decision * self.tick_s / 3600.0
+            ticks += 1
+        hours = ticks * self.tick_s / 3600.0
         self.last_power_kw = interval.energy / hours
         record = IntervalRecord(
             duration_h=hours,
@@ -250,7 +258,7 @@ class ProductionLine:
             repair_cost=interval.repair_cost,
             good_parts=interval.good,
             scrap_parts=interval.scrap,
-            backlog_parts=interval.backlog_ticks / self.ticks_per_decision,
+            backlog_parts=interval.backlog_ticks / ticks,
             downtime_h=interval.downtime_h,
             maintenance_h=interval.maintenance_h,
             planned_h=interval.planned_h,
@@ -258,6 +266,14 @@ class ProductionLine:
             made_parts=interval.made_parts,
         )
         return record, {"failures": interval.failures, "maintenances": interval.maintenances}
+
+    @property
+    def stopped_by(self) -> str | None:
+        """The unit (machine or conveyor) whose FMU asked to stop the simulation, or ``None``.
+        The interval it asked in ends after that tick (a shorter :class:`IntervalRecord`); the
+        line cannot advance again until :meth:`reset`. The shipped FMUs never ask; a third-party
+        equipment FMU may (FMI 2 discard + terminated, FMI 3 ``terminateSimulation``)."""
+        return self.system.terminated_by
 
     # -- discrete-state synchronisation ---------------------------------------------------
     def request_failure(self, k: int) -> None:

@@ -81,7 +81,10 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
     ``reward_space``), with the constraint values G = (Tmin − T, R − Rmax) in ``info``.
 
     ## Episode end
-    No termination; truncation after ``horizon_h`` (default the scenario's, one week): the env
+    Termination only if an equipment FMU asks to stop (a third-party FMU may: FMI 2 discard +
+    terminated, FMI 3 ``terminateSimulation``; the shipped ones never do): ``terminated=True``
+    with ``info["stopped_by"]`` naming the unit, the last interval ending at that tick.
+    Otherwise truncation after ``horizon_h`` (default the scenario's, one week): the env
     itself returns ``truncated=True`` after ``horizon_steps = horizon_h · 3600 /
     decision_interval_s`` steps, for any scenario and horizon. That is the one time limit: the ids
     are registered without ``max_episode_steps`` (a fixed step count cannot know the scenario's
@@ -254,8 +257,9 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
         step_kpis = self.ledger.record(record)
         totals = self.ledger.totals
         self._steps += 1
-        truncated = self._steps >= self.horizon_steps
-        self._needs_reset = truncated
+        stopped_by = self.line.stopped_by
+        truncated = self._steps >= self.horizon_steps and stopped_by is None
+        self._needs_reset = truncated or stopped_by is not None
         objective = self.scenario.objective
         info = {
             "time_h": self.line.time_s / 3600.0,
@@ -270,6 +274,8 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
             ),
             **events,
         }
+        if stopped_by is not None:
+            info["stopped_by"] = stopped_by
         return record, step_kpis, totals, truncated, info
 
     def step(self, action: ArrayLike) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -284,10 +290,10 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
             * max(0.0, step_kpis.peak_kw - objective.peak_max_kw)
             * (record.duration_h)
         )
-        if truncated:
+        if truncated or "stopped_by" in info:  # the episode's end: Tmin over the whole episode
             missing = max(0.0, objective.throughput_min_per_h - totals.throughput_per_h)
             cost += self.throughput_penalty * missing * totals.hours
-        return self._observe(), -cost / self.reward_scale, False, truncated, info
+        return self._observe(), -cost / self.reward_scale, "stopped_by" in info, truncated, info
 
     def close(self) -> None:
         line = getattr(self, "line", None)
@@ -309,4 +315,4 @@ class ProductionLineMOEnv(ProductionLineEnv):
         """As :meth:`ProductionLineEnv.step`, with the reward vector (−ΔC, −ΔE, −ΔD)."""
         _, step_kpis, _, truncated, info = self._advance(action)
         reward = -np.array([step_kpis.cost, step_kpis.energy_kwh, step_kpis.downtime_h])
-        return self._observe(), reward, False, truncated, info
+        return self._observe(), reward, "stopped_by" in info, truncated, info

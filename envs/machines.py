@@ -26,17 +26,26 @@ class MachineState(IntEnum):
     MAINTENANCE = 6
 
 
-# FMU operating mode per machine state (both shipped models use 0 off, 1 standby, 2 idle,
-# 3 working). A machine that is failed, in repair or in maintenance is powered down.
-_FMU_MODE = {
-    MachineState.OFF: 0,
-    MachineState.STANDBY: 1,
-    MachineState.IDLE: 2,
-    MachineState.BUSY: 3,
-    MachineState.FAILED: 0,
-    MachineState.REPAIR: 0,
-    MachineState.MAINTENANCE: 0,
+class FmuMode(IntEnum):
+    """The ``mode`` input of both shipped equipment models (see their READMEs)."""
+
+    OFF = 0
+    STANDBY = 1
+    IDLE = 2
+    WORKING = 3
+
+
+FMU_MODE = {
+    MachineState.OFF: FmuMode.OFF,
+    MachineState.STANDBY: FmuMode.STANDBY,
+    MachineState.IDLE: FmuMode.IDLE,
+    MachineState.BUSY: FmuMode.WORKING,
+    MachineState.FAILED: FmuMode.OFF,
+    MachineState.REPAIR: FmuMode.OFF,
+    MachineState.MAINTENANCE: FmuMode.OFF,
 }
+"""FMU operating mode per machine state: a machine that is failed, in repair or in maintenance
+is powered down."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +179,7 @@ class Machine:
             return 3 if self.progress < cutting_share else 2
         if self.state is MachineState.BUSY and self.holding:
             return 2
-        return _FMU_MODE[self.state]
+        return int(FMU_MODE[self.state])
 
     def request_wear_reset(self) -> None:
         """Tool change / gripper service at the start of the next tick."""

@@ -33,14 +33,10 @@ from envs.atomic import atomic_path  # noqa: E402
 from envs.cosim import CoSimulation  # noqa: E402
 from envs.fmu import FmuUnit  # noqa: E402
 from envs.kpi import CostRates, IntervalRecord, KpiLedger, Kpis  # noqa: E402
-from envs.machines import _FMU_MODE as FMU_MODE  # noqa: E402
-from envs.machines import MachineState  # noqa: E402
+from envs.machines import FmuMode  # noqa: E402
 
 # the operating modes of both shipped machine models (0 off, 1 standby, 2 idle, 3 working)
-OFF, STANDBY, IDLE, WORKING = (
-    FMU_MODE[state]
-    for state in (MachineState.OFF, MachineState.STANDBY, MachineState.IDLE, MachineState.BUSY)
-)
+OFF, STANDBY, IDLE, WORKING = FmuMode.OFF, FmuMode.STANDBY, FmuMode.IDLE, FmuMode.WORKING
 
 
 @dataclass(frozen=True)

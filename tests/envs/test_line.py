@@ -240,3 +240,38 @@ def test_maintenance_is_a_wear_threshold(day_env):
         _, maintenance, _ = day_env._decode(action)
         assert maintenance[mill] == expected, value
         assert not maintenance[1:].any()
+
+
+def test_an_fmu_asking_to_stop_terminates_the_episode(monkeypatch):
+    # The shipped FMUs never ask to stop. Here the first mill's FMU "asks" on the third tick of
+    # the second interval: the co-simulation records the StopRequest exactly as its step does
+    # when fmi2DoStep reports discard + terminated (tests/envs/test_cosim.py runs real fixture
+    # FMUs that do).
+    from envs.fmu import StopRequest
+
+    env = ProductionLineEnv(horizon_h=1.0)
+    env.reset(seed=0)
+    action = np.zeros(env.action_space.shape, np.float32)
+    env.step(action)
+    system, mill = env.line.system, env.line.machines[0].unit
+    real_step, ticks = system.step, []
+
+    def step_that_stops(dt):
+        time = real_step(dt)
+        ticks.append(time)
+        if len(ticks) == 3:
+            system.stop_request = StopRequest(mill.name, time, "fmi2DoStep")
+            system.terminated_by = mill.name
+        return time
+
+    monkeypatch.setattr(system, "step", step_that_stops)
+    _, reward, terminated, truncated, info = env.step(action)
+    assert terminated and not truncated
+    assert info["stopped_by"] == mill.name and np.isfinite(reward)
+    assert len(ticks) == 3  # the interval ended at the tick the FMU asked in
+    assert info["kpi_step"]["hours"] == pytest.approx(3 * env.scenario.tick_s / 3600.0)
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(action)
+    env.reset(seed=0)  # a reset clears the stop
+    assert env.line.stopped_by is None and not env.step(action)[2]
+    env.close()
