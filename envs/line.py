@@ -24,20 +24,19 @@ accounting.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 import fmus
+from envs.conveyors import Conveyor
 from envs.cosim import CoSimulation
 from envs.fmu import FmuUnit
+from envs.interval import IntervalSums
 from envs.kpi import IntervalRecord
 from envs.machines import Machine, MachineState
 from envs.scenario import Scenario
 
-PART_MASS_KG = 12.0  # an engine bracket or suspension arm in its tote (NF: typical value)
-PART_SPACING_M = 1.0  # parts on a conveyor travel at least this far apart
 DOWN_STATES = (MachineState.FAILED, MachineState.REPAIR)
 OUT_OF_SERVICE = (MachineState.FAILED, MachineState.REPAIR, MachineState.MAINTENANCE)
 
@@ -61,40 +60,6 @@ class Randomization:
                 raise ValueError(f"Randomization.{name} must be (low, high) with low <= high")
 
 
-@dataclass
-class _Conveyor:
-    unit: FmuUnit
-    capacity: int
-    transit: deque  # arrival times (s) of the parts on the belt, oldest first
-    last_energy: float = 0.0
-    running: bool | None = None  # what the FMU was last told
-    transport_time_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.io = self.unit.real_io(["load_mass"], ["energy"])
-
-
-@dataclass
-class _Interval:
-    """Sums over the ticks of one decision interval."""
-
-    energy: float = 0.0
-    energy_cost: float = 0.0
-    idle_energy: float = 0.0
-    maintenance_cost: float = 0.0
-    repair_cost: float = 0.0
-    good: int = 0
-    scrap: int = 0
-    backlog_ticks: float = 0.0
-    downtime_h: float = 0.0
-    maintenance_h: float = 0.0
-    planned_h: float = 0.0
-    ideal_parts: float = 0.0
-    made_parts: float = 0.0
-    failures: int = 0
-    maintenances: int = 0
-
-
 class ProductionLine:
     """The hybrid line of one scenario. Call :meth:`reset` before the first :meth:`advance`."""
 
@@ -106,7 +71,7 @@ class ProductionLine:
         units: dict[str, FmuUnit] = {}
         self.machines: list[Machine] = []
         self.station_of: list[int] = []
-        self.conveyors: list[_Conveyor | None] = []
+        self.conveyors: list[Conveyor | None] = []
         try:
             names = iter(scenario.machine_names)
             for index, station in enumerate(scenario.stations):
@@ -127,18 +92,9 @@ class ProductionLine:
                     )
                     self.station_of.append(index)
                 if station.conveyor_length_m > 0 and index < len(scenario.stations) - 1:
-                    unit = FmuUnit(
-                        fmus.path("Conveyor"),
-                        name=f"{station.name}-conveyor",
-                        start_values={
-                            "length": station.conveyor_length_m,
-                            "running": False,
-                            "load_mass": 0.0,
-                        },
-                    )
-                    units[unit.name] = unit
-                    capacity = max(1, int(station.conveyor_length_m / PART_SPACING_M))
-                    self.conveyors.append(_Conveyor(unit, capacity, deque()))
+                    conveyor = Conveyor.after(station)
+                    units[conveyor.unit.name] = conveyor.unit
+                    self.conveyors.append(conveyor)
                 else:
                     self.conveyors.append(None)
             self.system = CoSimulation(units, tick=str(scenario.tick_s))
@@ -187,11 +143,7 @@ class ProductionLine:
             drawn.update({f"{machine.name}.{k}": v for k, v in values.items()})
         for conveyor in self.conveyors:
             if conveyor is not None:
-                conveyor.unit.reset()
-                conveyor.transit.clear()
-                conveyor.last_energy = conveyor.unit.get("energy")
-                conveyor.running = None
-                conveyor.transport_time_s = conveyor.unit.get("transport_time")
+                conveyor.reset()
         self.system.restart_clock()
         self.buffers = [0] * len(self.scenario.stations)
         self.open_orders = self.scenario.demand.initial_backlog
@@ -239,7 +191,7 @@ class ProductionLine:
             machine.standby_permitted = bool(standby[k])
             if maintenance[k] and machine.state not in OUT_OF_SERVICE:
                 machine.maintenance_pending = True
-        interval = _Interval()
+        interval = IntervalSums()
         start_price = self.scenario.tariff.price(*self.calendar()[:2])
         ticks = 0
         while ticks < self.ticks_per_decision and not self.system.terminated:
@@ -247,24 +199,7 @@ class ProductionLine:
             ticks += 1
         hours = ticks * self.tick_s / 3600.0
         self.last_power_kw = interval.energy / hours
-        record = IntervalRecord(
-            duration_h=hours,
-            energy_kwh=interval.energy,
-            energy_price=interval.energy_cost / interval.energy
-            if interval.energy > 0
-            else start_price,
-            idle_energy_kwh=min(interval.idle_energy, interval.energy),
-            maintenance_cost=interval.maintenance_cost,
-            repair_cost=interval.repair_cost,
-            good_parts=interval.good,
-            scrap_parts=interval.scrap,
-            backlog_parts=interval.backlog_ticks / ticks,
-            downtime_h=interval.downtime_h,
-            maintenance_h=interval.maintenance_h,
-            planned_h=interval.planned_h,
-            ideal_parts=interval.ideal_parts,
-            made_parts=interval.made_parts,
-        )
+        record = interval.record(hours, ticks, fallback_price=start_price)
         return record, {"failures": interval.failures, "maintenances": interval.maintenances}
 
     @property
@@ -294,7 +229,7 @@ class ProductionLine:
         if not (isinstance(k, int | np.integer) and 0 <= k < len(self.machines)):
             raise IndexError(f"machine index {k!r} is not in 0..{len(self.machines) - 1}")
 
-    def _apply_forced(self, interval: _Interval) -> None:
+    def _apply_forced(self, interval: IntervalSums) -> None:
         for k, fail in self._forced.items():
             machine = self.machines[k]
             if fail and machine.state not in OUT_OF_SERVICE:
@@ -303,7 +238,7 @@ class ProductionLine:
                 self._return_to_service(machine)
         self._forced.clear()
 
-    def _fail(self, machine: Machine, interval: _Interval) -> None:
+    def _fail(self, machine: Machine, interval: IntervalSums) -> None:
         if machine.state is MachineState.BUSY:
             self._scrap(machine, interval)  # the part in the machine is lost
         machine.state = MachineState.FAILED
@@ -318,7 +253,7 @@ class ProductionLine:
         machine.hours_since_maintenance = 0.0
 
     # -- one tick ---------------------------------------------------------------------
-    def _tick(self, interval: _Interval) -> None:
+    def _tick(self, interval: IntervalSums) -> None:
         if self._forced:
             self._apply_forced(interval)
         dt = self.tick_s
@@ -338,11 +273,7 @@ class ProductionLine:
             machine.write_speed(machine.push_inputs(machine.speed_factor))
         for conveyor in self.conveyors:
             if conveyor is not None:
-                running = bool(conveyor.transit)
-                if running != conveyor.running:
-                    conveyor.unit.set("running", running)
-                    conveyor.running = running
-                conveyor.io.write_checked(np.array([len(conveyor.transit) * PART_MASS_KG]))
+                conveyor.push_inputs()
         price = self.scenario.tariff.price(weekday, hour)
         self.system.step(str(self.tick_s))
         for k, machine in enumerate(self.machines):
@@ -354,9 +285,7 @@ class ProductionLine:
             self._account_machine(k, machine, staffed, interval)
         for conveyor in self.conveyors:
             if conveyor is not None:
-                energy_total = float(conveyor.io.read()[0])
-                energy = energy_total - conveyor.last_energy
-                conveyor.last_energy = energy_total
+                energy = conveyor.pull_energy()
                 interval.energy += energy
                 interval.energy_cost += price * energy
                 if not conveyor.transit:
@@ -364,7 +293,7 @@ class ProductionLine:
         interval.backlog_ticks += self.open_orders
 
     def _account_machine(
-        self, k: int, machine: Machine, staffed: bool, interval: _Interval
+        self, k: int, machine: Machine, staffed: bool, interval: IntervalSums
     ) -> None:
         hours = self.tick_s / 3600.0
         state = machine.state
@@ -384,7 +313,7 @@ class ProductionLine:
             if self.rng.random() < probability:
                 self._fail(machine, interval)
 
-    def _scrap(self, machine: Machine, interval: _Interval) -> None:
+    def _scrap(self, machine: Machine, interval: IntervalSums) -> None:
         interval.scrap += 1
         self.scrapped += 1
         self.work_in_progress -= 1
@@ -395,14 +324,8 @@ class ProductionLine:
         for index, conveyor in enumerate(self.conveyors):
             if conveyor is None:
                 continue
-            capacity = self.scenario.stations[index + 1].buffer_capacity
-            while (
-                conveyor.transit
-                and conveyor.transit[0] <= now
-                and self.buffers[index + 1] < capacity
-            ):
-                conveyor.transit.popleft()
-                self.buffers[index + 1] += 1
+            room = self.scenario.stations[index + 1].buffer_capacity - self.buffers[index + 1]
+            self.buffers[index + 1] += conveyor.unload(now, room)
 
     def _has_input(self, station: int) -> bool:
         if station == 0:
@@ -416,7 +339,7 @@ class ProductionLine:
         else:
             self.buffers[station] -= 1
 
-    def _pass_downstream(self, station: int, now: float, interval: _Interval) -> bool:
+    def _pass_downstream(self, station: int, now: float, interval: IntervalSums) -> bool:
         if station == len(self.scenario.stations) - 1:
             interval.good += 1
             self.delivered += 1
@@ -425,16 +348,13 @@ class ProductionLine:
             return True
         conveyor = self.conveyors[station]
         if conveyor is not None:
-            if len(conveyor.transit) >= conveyor.capacity:
-                return False
-            conveyor.transit.append(now + conveyor.transport_time_s)
-            return True
+            return conveyor.load(now)
         if self.buffers[station + 1] >= self.scenario.stations[station + 1].buffer_capacity:
             return False
         self.buffers[station + 1] += 1
         return True
 
-    def _machine_tick(self, k: int, staffed: bool, interval: _Interval) -> None:
+    def _machine_tick(self, k: int, staffed: bool, interval: IntervalSums) -> None:
         machine, station = self.machines[k], self.station_of[k]
         reliability = self.scenario.reliability
         dt = self.tick_s

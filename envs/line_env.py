@@ -211,7 +211,7 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
             parts.append(state)
         for index, station in enumerate(self.scenario.stations):
             conveyor = line.conveyors[index]
-            fill = len(conveyor.transit) / conveyor.capacity if conveyor is not None else 0.0
+            fill = conveyor.fill if conveyor is not None else 0.0
             parts.append([line.buffers[index] / station.buffer_capacity, fill])
         weekday, hour, staffed = line.calendar()
         angle = 2.0 * math.pi * hour / 24.0
