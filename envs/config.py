@@ -185,6 +185,19 @@ def merge_tables(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[
     return merged
 
 
+def given_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options a user gave: ``None`` (an option not given on the command line) is left out,
+    and so is a nested table with nothing given in it. TOML has no null, so ``None`` never
+    means a value."""
+    given: dict[str, Any] = {}
+    for key, value in options.items():
+        if isinstance(value, Mapping):
+            value = given_options(value) or None
+        if value is not None:
+            given[key] = value
+    return given
+
+
 def load_config(
     cls: type[T],
     path: str | Path | None = None,
@@ -193,14 +206,16 @@ def load_config(
 ) -> T:
     """The one way a script builds its configuration: ``cls``'s defaults, then ``base`` (a
     caller's defaults), then the TOML file at ``path`` (optional), then ``overrides`` (the
-    command-line options the user gave, as a nested mapping; leave out options not given),
-    validated together. Errors name the file, or the command line, and the key."""
+    command-line options as a nested mapping; ``None`` marks an option not given and is left
+    out, see :func:`given_options`), validated together. Errors name the file, or the command
+    line, and the key."""
+    overrides = given_options(overrides or {})
     data: dict[str, Any] = dict(base or {})
     source = "command line"
     if path is not None:
         data = merge_tables(data, read_toml(path))
         source = f"{path} (with command-line options)" if overrides else str(path)
-    return from_mapping(cls, merge_tables(data, overrides or {}), source=source)
+    return from_mapping(cls, merge_tables(data, overrides), source=source)
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:

@@ -31,7 +31,6 @@ __all__ = [
     "OptimizeConfig",
     "PlantChange",
     "ProblemConfig",
-    "given",
     "load_benchmark_config",
     "load_optimize_config",
 ]
@@ -161,18 +160,6 @@ class BenchmarkConfig:
     workers: int = setting(2, low=1, high=4096)
     dask_address: str = setting("")
     out_dir: str = setting("runs/benchmark")
-
-
-def given(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The options a user gave, as overrides for :func:`envs.config.load_config`: ``None``
-    (an option not given) is left out, nested tables too when nothing in them was given."""
-    overrides: dict[str, Any] = {}
-    for key, value in options.items():
-        if isinstance(value, Mapping):
-            value = given(value) or None
-        if value is not None:
-            overrides[key] = value
-    return overrides
 
 
 def load_optimize_config(

@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace):
     """The :class:`BenchmarkConfig`: defaults, then ``--config``, then the options given."""
-    from optimizers.config import given, load_benchmark_config
+    from optimizers.config import load_benchmark_config
 
     options = {
         "problems": args.problems,
@@ -80,7 +80,7 @@ def config_from_args(args: argparse.Namespace):
         "dask_address": args.dask_address,
         "out_dir": args.out,
     }
-    return load_benchmark_config(args.config, given(options))
+    return load_benchmark_config(args.config, options)  # None: not given
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace):
     """The run's :class:`OptimizeConfig`: defaults, then ``--config``, then the options given."""
-    from optimizers.config import given, load_optimize_config
+    from optimizers.config import load_optimize_config
 
     problem = {
         "scenario": args.scenario,
@@ -120,7 +120,7 @@ def config_from_args(args: argparse.Namespace):
         "compare_horizon_h": args.compare_horizon_h,
         "out_dir": args.out,
     }
-    return load_optimize_config(args.config, given(options))
+    return load_optimize_config(args.config, options)  # None: not given
 
 
 def main(argv: list[str] | None = None) -> int:

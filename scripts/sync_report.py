@@ -138,10 +138,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[ReportConfig, bool]:
         "sample_interval_s": args.sample_interval_s,
         "machines": args.machine,
         "out": None if args.out is None else str(args.out),
-        "benchmark": {k: v for k, v in benchmark.items() if v is not None},
+        "benchmark": benchmark,
     }
-    overrides = {k: v for k, v in given.items() if v is not None}
-    return load_config(ReportConfig, overrides=overrides), not args.quiet
+    return load_config(ReportConfig, overrides=given), not args.quiet  # None: not given
 
 
 def run(config: ReportConfig, *, progress: bool = True) -> dict[str, Any]:

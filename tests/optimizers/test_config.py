@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from envs.config import ConfigError
-from optimizers.config import given, load_benchmark_config, load_optimize_config
+from envs.config import given_options as given
+from optimizers.config import load_benchmark_config, load_optimize_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -78,6 +79,9 @@ def test_only_given_options_override():
     assert given({"weights": [1.0, 2.0, 3.0], "plant_changes": None}) == {
         "weights": [1.0, 2.0, 3.0]
     }
+    # load_config itself leaves out what was not given: the file's value stays
+    config = load_optimize_config(None, {"budget": 10, "seed": None, "problem": {"seeds": None}})
+    assert config.budget == 10 and config.problem.seeds == load_optimize_config().problem.seeds
 
 
 def test_package_import_is_light():
