@@ -7,6 +7,7 @@
 - :class:`StopRequest` — an FMU asked to end the simulation (not an error).
 """
 
+from envs.fmu.capabilities import Capabilities
 from envs.fmu.errors import (
     FmuCallError,
     FmuDiscardError,
@@ -19,7 +20,8 @@ from envs.fmu.errors import (
     StopRequest,
 )
 from envs.fmu.fast_io import RealIO
-from envs.fmu.unit import Capabilities, FmuUnit, Snapshot
+from envs.fmu.states import Snapshot
+from envs.fmu.unit import FmuUnit
 from envs.fmu.variables import Dimension, Variable
 from envs.fmu.worker import FmuWorker, WorkerRealIO, WorkerSnapshot
 

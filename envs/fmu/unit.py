@@ -8,11 +8,9 @@
     unit.close()
 
 The archive is extracted once per process and shared by every unit made from it.
-Capabilities are probed once. ``reset`` goes down a ladder: restore the snapshot taken
-right after initialisation with the constructor's start values → ``fmiReset`` and initialise
-again → a new instance from the already extracted directory; ``last_reset`` says which rung
-was used. A snapshot lives as long as the instance it was taken from: after a reset on the
-reinstantiate rung, older snapshots are refused.
+Capabilities are probed once (:mod:`envs.fmu.capabilities`). ``reset`` goes down a ladder:
+initial snapshot → ``fmiReset`` → a new instance (:mod:`envs.fmu.states`); ``last_reset``
+says which rung was used. After a reset on the reinstantiate rung, older snapshots are refused.
 
 An FMU may ask to end the simulation during a step; the unit then records a
 :class:`envs.fmu.StopRequest` in ``stop_request`` (``terminated`` is true), its ``time`` is
@@ -23,7 +21,8 @@ raises :class:`envs.fmu.FmuDiscardError`.
 FMI 3 array variables are read and written whole: ``get`` returns an array of the variable's
 shape and ``set`` takes one.
 
-The per-step C calls live in :mod:`envs.fmu.fast_io`; this module is the lifecycle.
+The per-step C calls live in :mod:`envs.fmu.fast_io`; initialisation, snapshots and the reset
+ladder in :mod:`envs.fmu.states`; this module is the lifecycle and the public API.
 """
 
 from __future__ import annotations
@@ -31,10 +30,8 @@ from __future__ import annotations
 import difflib
 import math
 import os
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,87 +39,23 @@ import numpy as np
 from fmpy import read_model_description
 from fmpy.fmi1 import FMICallException
 
-from envs.fmu import _archive, _logging
+from envs.fmu import _archive, _logging, states
+from envs.fmu.capabilities import INTERFACES, Capabilities, choose_interface, fmpy_class, probe
 from envs.fmu.errors import (
     FmuCallError,
     FmuLoadError,
-    FmuStateError,
     FmuStoppedError,
     FmuVariableError,
     StopRequest,
 )
 from envs.fmu.fast_io import FastCalls, RealIO, flatten, fmpy_type, status_name
 from envs.fmu.model_exchange import ModelExchangeStepper, TerminationRequested
+from envs.fmu.states import RESET_RUNGS, Snapshot
 from envs.fmu.variables import Value, Variable, read_variables
 
-INTERFACES = ("auto", "co_simulation", "model_exchange")
-RESET_RUNGS = ("snapshot", "fmi_reset", "reinstantiate")
+__all__ = ["INTERFACES", "RESET_RUNGS", "Capabilities", "FmuUnit", "Snapshot"]
+
 STRUCTURAL = "structuralParameter"
-
-
-@dataclass(frozen=True)
-class Capabilities:
-    """What the FMU can do, read once from its model description."""
-
-    fmi_version: str
-    interface: str  # "co_simulation" or "model_exchange"
-    can_get_set_state: bool
-    can_serialize_state: bool
-    variable_step: bool
-    model_identifier: str
-
-
-@dataclass
-class Snapshot:
-    """An FMU state taken by :meth:`FmuUnit.snapshot`; freed when garbage-collected.
-
-    ``generation`` numbers the FMU instance it was taken from: a reset on the reinstantiate
-    rung frees that instance, and with it every state taken from it."""
-
-    state: object
-    time: float
-    owner: weakref.ReferenceType
-    generation: int = 0
-    stop_request: StopRequest | None = None
-    _finalizer: weakref.finalize | None = None
-
-
-def _choose_interface(md: Any, requested: str) -> str:
-    if requested not in INTERFACES:
-        raise ValueError(f"interface must be one of {INTERFACES}, not {requested!r}")
-    available = []
-    if md.coSimulation is not None:
-        available.append("co_simulation")
-    if md.modelExchange is not None:
-        available.append("model_exchange")
-    if not available:
-        raise FmuLoadError(
-            f"{md.modelName}: the FMU offers neither co-simulation nor model "
-            "exchange (scheduled execution is not supported)"
-        )
-    if requested == "auto":
-        return available[0]
-    if requested not in available:
-        raise FmuLoadError(
-            f"{md.modelName}: interface {requested!r} is not offered; the FMU offers {available}"
-        )
-    return requested
-
-
-def _probe(md: Any, interface: str) -> Capabilities:
-    element = md.coSimulation if interface == "co_simulation" else md.modelExchange
-    # FMPy maps FMI 3's canGetAndSetFMUState onto the FMI 2 attribute names
-    variable_step = True
-    if interface == "co_simulation":
-        variable_step = bool(getattr(element, "canHandleVariableCommunicationStepSize", True))
-    return Capabilities(
-        fmi_version=md.fmiVersion,
-        interface=interface,
-        can_get_set_state=bool(element.canGetAndSetFMUstate),
-        can_serialize_state=bool(element.canSerializeFMUstate),
-        variable_step=variable_step,
-        model_identifier=element.modelIdentifier,
-    )
 
 
 class FmuUnit:
@@ -169,7 +102,7 @@ class FmuUnit:
                     f"{self.path}: cannot read modelDescription.xml: {error}"
                 ) from error
             md = self.model_description
-            self.capabilities = _probe(md, _choose_interface(md, interface))
+            self.capabilities = probe(md, choose_interface(md, interface))
             self.variables: dict[str, Variable] = read_variables(md)
             self.name = name or self.capabilities.model_identifier
             self.start_time = float(start_time)
@@ -178,10 +111,7 @@ class FmuUnit:
             if structural:  # shapes of arrays follow the structural parameters given
                 self.variables = read_variables(md, structural)  # type: ignore[arg-type]
             self._check_values(self.start_values, when="start")
-            unknown = set(reset_ladder) - set(RESET_RUNGS)
-            if unknown or not reset_ladder:
-                raise ValueError(f"reset_ladder must be a non-empty sequence of {RESET_RUNGS}")
-            self.reset_ladder = tuple(reset_ladder)
+            self.reset_ladder = states.check_ladder(reset_ladder)
             self._solver = solver
             self._solver_step = solver_step
             self._relative_tolerance = relative_tolerance
@@ -197,28 +127,18 @@ class FmuUnit:
             self.stop_request: StopRequest | None = None
             self.time = self.start_time
             self._instantiate()
-            self._initialize(self.start_values)
-            self._capture_initial_state(overridden=False)
+            states.initialize(self, self.start_values)
+            states.capture_initial_state(self, overridden=False)
         except BaseException:
             self.close()
             raise
 
     # -- lifecycle -----------------------------------------------------------
-    def _fmpy_class(self) -> Any:
-        co_simulation = self.capabilities.interface == "co_simulation"
-        if self._fmi3:
-            from fmpy.fmi3 import FMU3Model, FMU3Slave
-
-            return FMU3Slave if co_simulation else FMU3Model
-        from fmpy.fmi2 import FMU2Model, FMU2Slave
-
-        return FMU2Slave if co_simulation else FMU2Model
-
     def _instantiate(self) -> None:
         md = self.model_description
         working_directory = os.getcwd()  # FMPy changes it to load and skips changing back on error
         try:
-            fmu = self._fmpy_class()(
+            fmu = fmpy_class(self.capabilities)(
                 guid=md.guid,
                 unzipDirectory=self._unzipdir,
                 modelIdentifier=self.capabilities.model_identifier,
@@ -269,34 +189,6 @@ class FmuUnit:
         variable = self.variables.get(name)
         return variable is not None and variable.causality == STRUCTURAL
 
-    def _initialize(self, values: Mapping[str, Value]) -> None:
-        fmu = self._fmu
-        if not self._fmi3:
-            self._call("setupExperiment", fmu.setupExperiment, startTime=self.start_time)
-            self._set_values(values)
-            self._call("enterInitializationMode", fmu.enterInitializationMode)
-        else:
-            structural = {n: v for n, v in values.items() if self._is_structural(n)}
-            if structural:
-                self._call("enterConfigurationMode", fmu.enterConfigurationMode)
-                self._set_values(structural)
-                self._call("exitConfigurationMode", fmu.exitConfigurationMode)
-            self._set_values({n: v for n, v in values.items() if n not in structural})
-            self._call(
-                "enterInitializationMode", fmu.enterInitializationMode, startTime=self.start_time
-            )
-        self._call("exitInitializationMode", fmu.exitInitializationMode)
-        if self._stepper is not None:
-            self._call("event iteration", self._stepper.start, self.start_time)
-        self.time = self.start_time
-        self.stop_request = None
-
-    def _capture_initial_state(self, overridden: bool) -> None:
-        """Keep the state right after an initialisation with the constructor's start values
-        (never one with a reset's overrides: a later plain reset restores this)."""
-        if self.capabilities.can_get_set_state and self._initial_state is None and not overridden:
-            self._initial_state = self._get_state()
-
     def reset(self, start_values: Mapping[str, Value] | None = None) -> str:
         """Return to the state right after initialisation; returns the rung used.
 
@@ -307,47 +199,7 @@ class FmuUnit:
         values returns to the constructor's start values whichever rung is used. Structural
         parameters cannot change on reset (they set the shapes of arrays): make a new unit.
         """
-        overrides = dict(start_values or {})
-        self._check_values(overrides, when="start")
-        structural = [n for n in overrides if self._is_structural(n)]
-        if structural:
-            raise FmuVariableError(
-                f"{self.name}: {structural} are structural parameters (they set the shapes of "
-                "array variables) and cannot change on reset; create a new FmuUnit with them "
-                "in start_values"
-            )
-        values = {**self.start_values, **overrides}
-        after_init = all(
-            self.variables[n].causality == "input" or self.variables[n].variability == "tunable"
-            for n in overrides
-        )
-        if self._initial_state is not None and after_init and "snapshot" in self.reset_ladder:
-            # the initial snapshot already holds the constructor's start values
-            self._fast.restore(self, self._initial_state)
-            self.time = self.start_time
-            self.stop_request = None
-            if self._stepper is not None:
-                self._stepper.enter_event_mode()
-            if overrides:
-                self.set(overrides)
-            self.last_reset = "snapshot"
-            return self.last_reset
-        if self._reset_supported and "fmi_reset" in self.reset_ladder:
-            try:
-                self._call("reset", self._fmu.reset)
-            except FmuCallError:
-                self._reset_supported = False
-            else:
-                self._initialize(values)
-                self._capture_initial_state(overridden=bool(overrides))
-                self.last_reset = "fmi_reset"
-                return self.last_reset
-        self._free_instance()
-        self._instantiate()
-        self._initialize(values)
-        self._capture_initial_state(overridden=bool(overrides))
-        self.last_reset = "reinstantiate"
-        return self.last_reset
+        return states.reset(self, start_values)
 
     def _free_instance(self) -> None:
         """Free the FMU instance, and with it every state taken from it."""
@@ -520,92 +372,25 @@ class FmuUnit:
         self.time = now + dt
         return self.time
 
-    # -- states --------------------------------------------------------------
-    def _require_state(self) -> None:
-        if not self.capabilities.can_get_set_state:
-            raise FmuStateError(
-                f"{self.name}: the FMU declares canGetAndSetFMUstate=false, so it cannot take "
-                "snapshots. Use reset() to restart it, or re-run from the start to branch."
-            )
-
-    def _get_state(self) -> Any:
-        return self._call(
-            "getFMUstate", self._fmu.getFMUState if self._fmi3 else self._fmu.getFMUstate
-        )
-
-    def _set_state(self, state: Any) -> None:
-        setter = self._fmu.setFMUState if self._fmi3 else self._fmu.setFMUstate
-        setter(state)
-
-    def _own(self, snapshot: Snapshot) -> None:
-        if snapshot.owner() is not self:
-            raise FmuStateError(f"{self.name}: the snapshot was taken from another unit")
-        if snapshot.generation != self._generation:
-            raise FmuStateError(
-                f"{self.name}: the snapshot was taken from an earlier instance of this unit, "
-                "which reset() freed when it made a new instance (the reinstantiate rung); "
-                "its state cannot go into the new instance. Take snapshots after the reset."
-            )
-
-    def _snapshot_of(self, state: Any, time: float) -> Snapshot:
-        snap = Snapshot(
-            state=state,
-            time=time,
-            owner=weakref.ref(self),
-            generation=self._generation,
-            stop_request=self.stop_request,
-        )
-        snap._finalizer = weakref.finalize(
-            snap, _free_state, weakref.ref(self), self._generation, state
-        )
-        return snap
-
+    # -- states (envs.fmu.states) ---------------------------------------------
     def snapshot(self) -> Snapshot:
         """Capture the whole FMU state (for what-if branching)."""
-        self._require_state()
-        if self._stepper is not None:
-            self._stepper.inputs_changed()  # both branches restart the solver from here
-        return self._snapshot_of(self._get_state(), self.time)
+        return states.snapshot(self)
 
     def restore(self, snapshot: Snapshot) -> None:
         """Return to a snapshot taken from this unit's current instance."""
-        self._require_state()
-        self._own(snapshot)
-        self._call("setFMUstate", self._set_state, snapshot.state)
-        self.time = snapshot.time
-        self.stop_request = snapshot.stop_request
-        if self._stepper is not None:
-            self._stepper.enter_event_mode()
+        states.restore(self, snapshot)
 
     def serialize(self, snapshot: Snapshot) -> bytes:
         """Bytes of a snapshot, for saving to disk (needs canSerializeFMUstate)."""
-        if not self.capabilities.can_serialize_state:
-            raise FmuStateError(f"{self.name}: the FMU declares canSerializeFMUstate=false")
-        self._own(snapshot)
-        serialize = self._fmu.serializeFMUState if self._fmi3 else self._fmu.serializeFMUstate
-        return bytes(self._call("serializeFMUstate", serialize, snapshot.state))
+        return states.serialize(self, snapshot)
 
     def deserialize(self, data: bytes, time: float) -> Snapshot:
         """A snapshot from :meth:`serialize` bytes, restorable with :meth:`restore`."""
-        if not self.capabilities.can_serialize_state:
-            raise FmuStateError(f"{self.name}: the FMU declares canSerializeFMUstate=false")
-        deserialize = self._fmu.deserializeFMUState if self._fmi3 else self._fmu.deSerializeFMUstate
-        state = self._call("deSerializeFMUstate", deserialize, data)
-        return self._snapshot_of(state, time)
+        return states.deserialize(self, data, time)
 
     # -- fast real I/O ---------------------------------------------------------
     def real_io(self, inputs: Sequence[str], outputs: Sequence[str]) -> RealIO:
         """A pre-bound exchange of Real inputs and outputs for tight loops (envs, benchmarks);
         array variables take their elements in row-major order."""
         return RealIO(self, inputs, outputs)
-
-
-def _free_state(owner_ref: weakref.ReferenceType, generation: int, state: Any) -> None:
-    """Free a snapshot's state, unless its instance is gone (and the state with it)."""
-    owner = owner_ref()
-    if owner is None or owner._fmu is None or owner._generation != generation:
-        return
-    try:
-        (owner._fmu.freeFMUState if owner._fmi3 else owner._fmu.freeFMUstate)(state)
-    except Exception:
-        pass
