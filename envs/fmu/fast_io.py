@@ -2,9 +2,9 @@
 
 FMPy's wrappers convert every argument on every call; a tight env loop cannot afford that.
 This module binds bare C prototypes to the FMU's functions (through FMPy's table of loaded
-functions, ``fmu._functions``, an FMPy internal: fmpy >= 0.3.26, < 0.4; older releases lack it) and passes pointers as
-plain integers. It is the one place that depends on FMPy internals and knows FMI calling
-conventions beyond FMPy's public API:
+functions, ``fmu._functions``, an FMPy internal: fmpy >= 0.3.26, < 0.4; older releases lack
+it) and passes pointers as plain integers. It is the one place that depends on FMPy internals
+and knows FMI calling conventions beyond FMPy's public API:
 
 - :class:`FastCalls`: set/get Float64, doStep (with the FMU's request to stop), set state.
 - :class:`RealIO`: a pre-bound exchange of a vector of Real inputs and outputs (scalars and
