@@ -1,8 +1,6 @@
 """The configuration of a PPO run: one frozen dataclass loaded through :mod:`envs.config`
 (defaults → TOML file → command-line overrides, validated with errors that name the key)."""
 
-# ruff: noqa: RUF009 - envs.config.setting() returns a dataclasses.field with validation metadata
-
 from __future__ import annotations
 
 from dataclasses import dataclass
