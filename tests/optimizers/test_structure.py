@@ -1,9 +1,8 @@
-"""The package's shape: no import circles, a light configuration, one registry of names, one
-penalised objective, and a SciPy spelling chosen in one place."""
+"""The package's shape: leaf modules that stay leaves, a light configuration, one registry of
+names, one penalised objective, and a SciPy spelling chosen in one place."""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 import warnings
@@ -12,61 +11,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.test_architecture import import_graph
+
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "optimizers"
 MODULES = sorted(f"optimizers.{p.stem}" for p in PACKAGE.glob("*.py") if p.stem != "__init__")
 
 
-def _imported_optimizers_modules(path: Path) -> set[str]:
-    """Every ``optimizers.*`` module a file imports, anywhere in it (module level, inside
-    functions, under ``TYPE_CHECKING``): a deferred import still ties the two modules."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names = [node.module]
-            if node.module == "optimizers":
-                names = [f"optimizers.{alias.name}" for alias in node.names]
-        else:
-            continue
-        for name in names:
-            if name.startswith("optimizers."):
-                found.add(".".join(name.split(".")[:2]))
-    return found
-
-
-def import_graph() -> dict[str, set[str]]:
-    """Module → the package modules it imports (``optimizers/__init__`` left out: it only
-    names the exports, loaded lazily)."""
-    return {
-        module: _imported_optimizers_modules(PACKAGE / f"{module.split('.')[1]}.py") - {module}
-        for module in MODULES
-    }
-
-
-def test_the_import_graph_of_optimizers_has_no_circle():
+def optimizers_graph() -> dict[str, set[str]]:
+    """The project's import graph (tests/test_architecture.py, where circles are checked for
+    the whole tree) restricted to the modules of this package."""
     graph = import_graph()
-    assert set().union(*graph.values()) <= set(graph), "an import names a missing module"
-    state: dict[str, str] = {}
-
-    def visit(module: str, path: list[str]) -> None:
-        state[module] = "open"
-        for target in sorted(graph[module]):
-            if state.get(target) == "open":
-                circle = [*path[path.index(target) :], target] if target in path else [target]
-                pytest.fail(f"import circle: {' -> '.join(circle)}")
-            if target not in state:
-                visit(target, [*path, target])
-        state[module] = "done"
-
-    for module in MODULES:
-        if module not in state:
-            visit(module, [module])
+    return {m: {t for t in graph[m] if t in MODULES} for m in MODULES}
 
 
 def test_the_leaf_and_the_algorithm_modules_do_not_reach_back():
-    graph = import_graph()
+    graph = optimizers_graph()
     assert graph["optimizers.population"] == set()
     for module in ("optimizers.weighted_sum", "optimizers.optuna_mo"):
         assert graph[module] == {"optimizers.population"}, module

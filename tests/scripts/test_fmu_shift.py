@@ -71,7 +71,7 @@ def test_the_shift_runs_through_the_library_and_matches_fmpy(tmp_path):
 def test_modes_come_from_the_library():
     from envs.machines import FMU_MODE, FmuMode, MachineState
 
-    assert (demo.OFF, demo.STANDBY, demo.IDLE, demo.WORKING) == tuple(FmuMode)
+    assert tuple(FmuMode) == (demo.OFF, demo.STANDBY, demo.IDLE, demo.WORKING)
     assert FMU_MODE[MachineState.BUSY] is demo.WORKING
     assert not hasattr(demo, "input_signal")  # no second simulation path around FmuUnit
 
