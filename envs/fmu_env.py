@@ -19,10 +19,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from envs.fmu import FmuStoppedError, FmuUnit, FmuWorker, Variable
+from envs.fmu import FmuStoppedError, FmuUnit, FmuWorker
 from envs.fmu.variables import Value
+from envs.fmu_spaces import ObsType, bind_inputs, bind_outputs
 
-ObsType = np.ndarray | dict[str, np.ndarray]
 ActType = Any
 RewardFunction = Callable[[Any, Any, dict[str, Any]], float]
 
@@ -163,123 +163,22 @@ class FmuEnv(gym.Env[ObsType, ActType]):
         try:
             for name in self.randomize:
                 self.unit.variable(name)
-            self._configure_inputs(inputs)
-            self._configure_outputs(outputs)
+            self._actions = bind_inputs(self.unit, inputs)
+            self._observations = bind_outputs(self.unit, outputs)
+            self.input_names = list(self._actions.names)
+            self.output_names = list(self._observations.names)
+            self._io = (
+                self.unit.real_io(self.input_names, self.output_names)
+                if self._actions.real_inputs and self._observations.real_outputs
+                else None
+            )
         except BaseException:
             self.unit.close()
             raise
+        self.action_space: spaces.Space[Any] = self._actions.space
+        self.observation_space: spaces.Space[Any] = self._observations.space
         self._steps = 0
         self._set_start(self.unit.time)
-
-    # -- spaces -------------------------------------------------------------------
-    def _configure_inputs(
-        self, inputs: Sequence[str] | Mapping[str, tuple[float, float]] | None
-    ) -> None:
-        unit = self.unit
-        bounds: dict[str, tuple[float, float]] = {}
-        if inputs is None:
-            names = unit.names("input")
-        elif isinstance(inputs, Mapping):
-            names, bounds = list(inputs), {n: (b[0], b[1]) for n, b in inputs.items()}
-        else:
-            names = list(inputs)
-        self.input_names = names
-        self._input_vars = [unit.variable(n) for n in names]
-        for variable in self._input_vars:
-            if variable.causality not in ("input", "parameter") or (
-                variable.causality == "parameter" and variable.variability != "tunable"
-            ):
-                raise ValueError(
-                    f"'{variable.name}' has causality {variable.causality}"
-                    f" ({variable.variability}); actions drive inputs or tunable "
-                    "parameters"
-                )
-            _supported_array(variable, "input")
-        lows, highs = [], []
-        for variable in self._input_vars:
-            low, high = bounds.get(variable.name, (variable.min, variable.max))
-            if variable.kind == "Boolean":
-                low, high = 0, 1
-            if low is None or high is None or not np.isfinite([low, high]).all():
-                raise ValueError(
-                    f"input '{variable.name}' has no finite min/max in the model description; "
-                    f"give its bounds: inputs={{'{variable.name}': (low, high), ...}}"
-                )
-            if (
-                (variable.min is not None and low < variable.min)
-                or (variable.max is not None and high > variable.max)
-                or low > high
-            ):
-                raise ValueError(
-                    f"bounds ({low}, {high}) for '{variable.name}' must lie inside its range "
-                    f"[{variable.min}, {variable.max}] with low <= high"
-                )
-            lows.append(low)
-            highs.append(high)
-        kinds = {v.kind for v in self._input_vars}
-        arrays = any(v.is_array for v in self._input_vars)
-        self.action_space: spaces.Space[Any]
-        if arrays and len(self._input_vars) == 1:
-            shape = self._input_vars[0].shape
-            self.action_space = spaces.Box(lows[0], highs[0], shape=shape, dtype=np.float64)
-        elif kinds <= {"Real"} and not arrays:
-            self.action_space = spaces.Box(
-                np.array(lows, dtype=np.float64),
-                np.array(highs, dtype=np.float64),
-                dtype=np.float64,
-            )
-        elif "Real" not in kinds:
-            self.action_space = spaces.MultiDiscrete(
-                np.array(highs, dtype=np.int64) - np.array(lows, dtype=np.int64) + 1,
-                start=np.array(lows, dtype=np.int64),
-            )
-        else:
-            members: dict[str, spaces.Space[Any]] = {}
-            for variable, low, high in zip(self._input_vars, lows, highs, strict=True):
-                members[variable.name] = (
-                    spaces.Box(low, high, shape=variable.shape or (1,), dtype=np.float64)
-                    if variable.kind == "Real"
-                    else spaces.Discrete(int(high) - int(low) + 1, start=int(low))
-                )
-            self.action_space = spaces.Dict(members)
-        sizes = [v.size for v in self._input_vars]
-        self._low = np.repeat(np.array(lows, dtype=np.float64), sizes)
-        self._high = np.repeat(np.array(highs, dtype=np.float64), sizes)
-        self._low_list, self._high_list = self._low.tolist(), self._high.tolist()
-        self._n_inputs = len(self._low)
-        self._input_slices = _slices(self._input_vars)
-        self._element_names = _element_names(self._input_vars)
-        self._dict_action = isinstance(self.action_space, spaces.Dict)
-
-    def _configure_outputs(self, outputs: Sequence[str] | None) -> None:
-        unit = self.unit
-        self.output_names = unit.names("output") if outputs is None else list(outputs)
-        variables = [unit.variable(n) for n in self.output_names]
-        for variable in variables:
-            _supported_array(variable, "output")
-        self._output_vars = variables
-        self._output_slices = _slices(variables)
-        self._single_array = len(variables) == 1 and variables[0].is_array
-        self._dict_observation = not self._single_array and any(v.is_array for v in variables)
-        self.observation_space: spaces.Space[Any]
-        if self._single_array or self._dict_observation:
-            boxes: dict[str, spaces.Space[Any]] = {
-                v.name: _box(v, v.shape or (1,)) for v in variables
-            }
-            self.observation_space = (
-                boxes[variables[0].name] if self._single_array else spaces.Dict(boxes)
-            )
-        else:
-            low = np.array([_bound(v.min, -np.inf) for v in variables], dtype=np.float64)
-            high = np.array([_bound(v.max, np.inf) for v in variables], dtype=np.float64)
-            self.observation_space = spaces.Box(low, high, dtype=np.float64)
-        real_outputs = all(v.kind == "Real" for v in variables)
-        real_inputs = all(v.kind == "Real" and v.causality == "input" for v in self._input_vars)
-        self._io = (
-            unit.real_io(self.input_names, self.output_names)
-            if real_inputs and real_outputs
-            else None
-        )
 
     # -- helpers --------------------------------------------------------------------
     def _set_start(self, start: float) -> None:
@@ -297,63 +196,9 @@ class FmuEnv(gym.Env[ObsType, ActType]):
         """Simulation time after the steps taken in this episode, in seconds."""
         return self._time_at(self._steps)
 
-    def _action_values(self, action: ActType) -> np.ndarray:
-        if self._dict_action:
-            values = np.concatenate(
-                [np.asarray(action[n], dtype=np.float64).reshape(-1) for n in self.input_names]
-            )
-        else:
-            values = np.asarray(action, dtype=np.float64)
-            if values.ndim != 1:
-                values = values.reshape(-1)
-        if values.shape[0] != self._n_inputs:
-            raise ValueError(
-                f"action has {values.size} values; this env's action has "
-                f"{self._n_inputs}: {self._element_names}"
-            )
-        # plain floats beat numpy on a handful of values; NaN fails every comparison
-        for value, low, high in zip(values.tolist(), self._low_list, self._high_list, strict=True):
-            if not low <= value <= high:
-                return self._out_of_bounds(values)
-        return values
-
-    def _out_of_bounds(self, values: np.ndarray) -> np.ndarray:
-        finite = np.isfinite(values)
-        if not finite.all():
-            bad = self._element_names[int(np.flatnonzero(~finite)[0])]
-            raise ValueError(f"action value for '{bad}' is not finite; nothing was changed")
-        if self.clip_actions:
-            return np.clip(values, self._low, self._high)
-        i = int(np.flatnonzero((values < self._low) | (values > self._high))[0])
-        raise ValueError(
-            f"action value {values[i]} for '{self._element_names[i]}' is outside "
-            f"[{self._low[i]}, {self._high[i]}]; nothing was changed (pass "
-            "clip_actions=True to clip instead)"
-        )
-
     def _observe(self) -> ObsType:
-        if self._io is not None:
-            flat = self._io.read()
-        elif not self._output_vars or all(not v.is_array for v in self._output_vars):
-            flat = np.array([float(self.unit.get(n)) for n in self.output_names], dtype=np.float64)
-        else:
-            flat = np.concatenate(
-                [
-                    np.asarray(self.unit.get(n), dtype=np.float64).reshape(-1)
-                    for n in self.output_names
-                ]
-            )
-        return self._shape_observation(flat)
-
-    def _shape_observation(self, flat: np.ndarray) -> ObsType:
-        if self._single_array:
-            return flat.reshape(self._output_vars[0].shape)
-        if self._dict_observation:
-            return {
-                v.name: flat[start:stop].reshape(v.shape or (1,))
-                for v, (start, stop) in zip(self._output_vars, self._output_slices, strict=True)
-            }
-        return flat
+        flat = self._io.read() if self._io is not None else self._observations.read(self.unit)
+        return self._observations.shape(flat)
 
     # -- gymnasium API ----------------------------------------------------------------
     def reset(
@@ -387,20 +232,15 @@ class FmuEnv(gym.Env[ObsType, ActType]):
                 f"{self.unit.stop_request.describe()}; the episode has ended (terminated). "
                 "Call reset() to start a new one."
             )
-        values = self._action_values(action)
+        values = self._actions.flat(action, clip=self.clip_actions)
         now = self.time
         end = self._time_at(self._steps + 1)
         if self._io is not None:
-            observation = self._shape_observation(
+            observation = self._observations.shape(
                 self._io.exchange(values, end - now, now, checked=True)
             )
         else:
-            self.unit.set(
-                {
-                    v.name: _typed(v, values[start:stop])
-                    for v, (start, stop) in zip(self._input_vars, self._input_slices, strict=True)
-                }
-            )
+            self.unit.set(self._actions.unit_values(values))
             self.unit.step(end - now, time=now)
             observation = self._observe()
         self._steps += 1
@@ -422,54 +262,3 @@ class FmuEnv(gym.Env[ObsType, ActType]):
         unit = getattr(self, "unit", None)
         if unit is not None:
             unit.close()
-
-
-def _supported_array(variable: Variable, role: str) -> None:
-    if variable.is_array and variable.kind != "Real":
-        raise ValueError(
-            f"{role} '{variable.name}' is an FMI 3 {variable.type} array of shape "
-            f"{variable.shape}; array variables are supported for Real (Float64/Float32) "
-            "variables only, not yet for Integer or Boolean ones"
-        )
-
-
-def _slices(variables: Sequence[Variable]) -> list[tuple[int, int]]:
-    """(start, stop) of each variable's values in the flat vector."""
-    bounds, start = [], 0
-    for variable in variables:
-        bounds.append((start, start + variable.size))
-        start += variable.size
-    return bounds
-
-
-def _element_names(variables: Sequence[Variable]) -> list[str]:
-    names = []
-    for variable in variables:
-        if not variable.is_array:
-            names.append(variable.name)
-            continue
-        for index in np.ndindex(*variable.shape):
-            names.append(f"{variable.name}{[int(i) for i in index]}")
-    return names
-
-
-def _box(variable: Variable, shape: tuple[int, ...]) -> spaces.Box:
-    return spaces.Box(
-        _bound(variable.min, -np.inf), _bound(variable.max, np.inf), shape=shape, dtype=np.float64
-    )
-
-
-def _bound(value: float | None, default: float) -> float:
-    return default if value is None else float(value)
-
-
-def _typed(variable: Variable, values: np.ndarray) -> Any:
-    """Values of one variable from the flat action vector, of its kind (and shape)."""
-    if variable.is_array:
-        return values.reshape(variable.shape)
-    value = values[0]
-    if variable.kind == "Boolean":
-        return bool(value)
-    if variable.kind == "Integer":
-        return int(value)
-    return float(value)
