@@ -1,0 +1,161 @@
+"""The ClientApp: one factory's edge node, training PPO on its own twin.
+
+A SuperNode is started with ``--node-config 'profile="node-1"'`` (a profile name in
+``configs/federation/`` or a path to a profile TOML, :mod:`federation.profiles`). Only weight
+updates, step counts, this round's observation statistics and metrics leave the node.
+
+- ``@app.train()``: reads the global weights (ArrayRecord ``arrays``) and the global
+  normalisation statistics (``norm-*`` in ConfigRecord ``config``; FedProx's ``proximal-mu``
+  there too), runs :func:`federation.task.train_locally`, keeps ``LocalResult.state`` (the
+  optimiser's moments, the node's round counter) in ``Context.state`` — each call may be a new
+  process, the SuperNode keeps the context — and replies ``arrays`` (the new weights),
+  ``metrics`` (``num-examples`` = local env steps, the FedAvg weight; training metrics) and
+  ``norm`` (this round's statistics, merged exactly by the server, and ``node-name``).
+- ``@app.evaluate()``: :func:`federation.task.evaluate_weights` of the global policy on the
+  node's twin over the held-out evaluation seeds; replies ``metrics`` (``num-examples`` = the
+  number of episodes, ``return``, ``objective``, KPIs) and ``node`` (``node-name``).
+
+``--node-config 'poison="nan"'`` (or ``"scale"``, ``"shape"``) makes the node send a broken
+update on purpose, to test the server's screening; never set it on a real node.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from federation.app_config import AppConfig
+from federation.normalisation import NormStats
+from federation.profiles import NodeProfile, load_node_profile
+from federation.strategies import NORM_KEY, norm_from_config, norm_to_config
+from federation.task import evaluate_weights, train_locally
+
+__all__ = ["POISON_MODES", "STATE_KEY", "app", "node_profile", "poison_update", "round_seed"]
+
+STATE_KEY = "local-state"
+"""Key of the ConfigRecord in ``Context.state`` that holds ``LocalResult.state`` (bytes)."""
+
+POISON_MODES = ("nan", "scale", "shape")
+
+app = ClientApp()
+
+
+def node_profile(context: Context) -> NodeProfile:
+    """The node's profile from its node config (``profile``: a name or a TOML path); errors
+    name the SuperNode option to set, or (from the loader) the file, key and allowed range."""
+    name = context.node_config.get("profile")
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            "this SuperNode has no profile: start it with --node-config 'profile=\"node-1\"' "
+            "(a name in configs/federation/ or a path to a profile TOML)"
+        )
+    return load_node_profile(name)
+
+
+def round_seed(seed: int, server_round: int, node: str) -> int:
+    """The seed of one node's local training in one round: distinct per run seed, round and
+    node (CRC-32 of the node's name), below 2³¹ and below nothing else a training seed uses."""
+    return (seed * 1_000_003 + server_round * 10_007 + zlib.crc32(node.encode())) % (2**31 - 1)
+
+
+def poison_update(weights: list[np.ndarray], mode: str) -> list[np.ndarray]:
+    """A deliberately broken update (testing only): ``nan`` puts NaN in the first array,
+    ``scale`` multiplies every array by 1000, ``shape`` drops the last element of the first
+    array."""
+    if mode == "nan":
+        first = np.array(weights[0], copy=True)
+        first.flat[0] = np.nan
+        return [first, *weights[1:]]
+    if mode == "scale":
+        return [np.asarray(w) * np.asarray(1000.0, dtype=np.asarray(w).dtype) for w in weights]
+    if mode == "shape":
+        return [np.asarray(weights[0]).ravel()[:-1], *weights[1:]]
+    raise ValueError(f"poison mode must be one of {POISON_MODES}, got {mode!r}")
+
+
+def _global_norm(config: ConfigRecord) -> NormStats:
+    norm = norm_from_config(config, prefix="norm-")
+    if norm is None:
+        raise ValueError("the train message carries no normalisation statistics (norm-*)")
+    return norm
+
+
+def _global_weights(msg: Message) -> list[np.ndarray]:
+    record = msg.content.array_records.get("arrays")
+    if record is None:
+        raise ValueError("the message carries no global weights (ArrayRecord 'arrays')")
+    return record.to_numpy_ndarrays()
+
+
+def _load_state(context: Context) -> dict[str, bytes] | None:
+    record = context.state.config_records.get(STATE_KEY)
+    if record is None:
+        return None
+    return {key: value for key, value in record.items() if isinstance(value, bytes)}
+
+
+def _metrics(values: dict[str, float], weight: float) -> MetricRecord:
+    record: dict[str, Any] = {
+        key: float(value) for key, value in values.items() if np.isfinite(value)
+    }
+    record["num-examples"] = weight
+    return MetricRecord(record)
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """One round of local PPO from the global weights; see the module docstring."""
+    profile = node_profile(context)
+    settings = AppConfig.from_run_config(context.run_config)
+    config = msg.content.config_records.get("config", ConfigRecord())
+    mu = config.get("proximal-mu", 0.0)
+    server_round = int(config.get("server-round", 0))  # type: ignore[arg-type]
+    local = settings.local_config(proximal_mu=float(mu))  # type: ignore[arg-type]
+    weights = _global_weights(msg)
+    result = train_locally(
+        profile,
+        weights,
+        _global_norm(config),
+        local,
+        round_seed=round_seed(settings.seed, server_round, profile.name),
+        state=_load_state(context),
+    )
+    context.state[STATE_KEY] = ConfigRecord(dict(result.state))
+    new_weights = result.weights
+    poison = context.node_config.get("poison")
+    if isinstance(poison, str) and poison:
+        new_weights = poison_update(new_weights, poison)
+    norm = norm_to_config(result.norm)
+    norm["node-name"] = profile.name
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord(new_weights),
+            "metrics": _metrics(result.metrics, float(result.num_steps)),
+            NORM_KEY: ConfigRecord(norm),
+        }
+    )
+    return Message(content=content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """The global policy on this node's twin over the held-out evaluation seeds."""
+    profile = node_profile(context)
+    settings = AppConfig.from_run_config(context.run_config)
+    config = msg.content.config_records.get("config", ConfigRecord())
+    weights = _global_weights(msg)
+    seeds = settings.evaluation_seeds()
+    values = evaluate_weights(
+        profile, weights, _global_norm(config), settings.local_config(), seeds
+    )
+    content = RecordDict(
+        {
+            "metrics": _metrics(values, float(len(seeds))),
+            "node": ConfigRecord({"node-name": profile.name}),
+        }
+    )
+    return Message(content=content, reply_to=msg)

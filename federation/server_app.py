@@ -1,0 +1,222 @@
+"""The ServerApp: rounds of federated PPO over the SuperNodes the SuperLink knows.
+
+Each round (``num-rounds`` in the run config, see :mod:`federation.app_config`):
+
+1. the strategy (:func:`federation.strategies.make_strategy`: Flower's FedAvg by default,
+   weighted by local steps; FedProx, FedAvgM, FedAdam, FedMedian, FedTrimmedAvg, Krum) sends the
+   global weights and normalisation statistics to the sampled nodes, which train locally;
+2. the replies are screened — an update with wrong shapes or dtypes, NaN/inf or a norm far
+   above the round's others is logged with the node id and reason and left out — the rest are
+   aggregated, and the nodes' statistics merged exactly;
+3. the new global policy is evaluated on every node's twin (Flower's evaluate round) and, by
+   the ServerApp itself, on the held-out node's twin (``held-out``: a profile that never
+   trains);
+4. ``rounds.csv``, ``return.png``, TensorBoard and ``checkpoint.npz`` are written atomically
+   into ``out-dir`` (:mod:`federation.records`); with ``resume`` on, a federation started again
+   with the same ``out-dir`` continues after the last checkpointed round.
+
+At the end the global policy is exported (``policy.npz``) through
+:func:`federation.task.export_policy`: the file ``agents.exported.ExportedPolicy`` loads, the
+one the edge bridge runs. ``summary.json`` lists the rounds, nodes, rejections and wall times.
+
+Stragglers and failures: a round waits ``round-timeout`` seconds for replies; nodes that do not
+reply in time, or whose SuperNode died (the SuperLink answers for it with an error), are left
+out of that round; training goes on while at least one update arrives, and a node that comes
+back is sampled again from the next round on (``min-nodes`` nodes must be connected for a round
+to start).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from logging import INFO, WARNING
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message
+from flwr.serverapp import Grid, ServerApp
+from flwr.supercore import log
+
+from envs.atomic import write_atomic
+from federation.app_config import AppConfig
+from federation.normalisation import NormStats
+from federation.records import Checkpoint, RoundLog, load_checkpoint, save_checkpoint
+from federation.strategies import NORM_KEY, ScreenedStrategy, make_strategy
+from federation.task import LocalConfig, evaluate_weights, export_policy, initial_weights
+
+__all__ = ["POLICY_FILE", "app", "observation_size", "run_federation"]
+
+POLICY_FILE = "policy.npz"
+
+app = ServerApp()
+
+
+def observation_size(weights: list[np.ndarray], config: LocalConfig) -> int:
+    """The number of observation features the policy of ``weights`` reads: the input width
+    of the actor's first hidden layer (``mlp_extractor.policy_net.0.weight``)."""
+    from federation.task import weight_names
+
+    names = weight_names(config)
+    return int(weights[names.index("mlp_extractor.policy_net.0.weight")].shape[1])
+
+
+def _node_name(message: Message, record_key: str) -> str:
+    record = message.content.config_records.get(record_key)
+    name = record.get("node-name") if record is not None else None
+    return str(name) if name is not None else f"node-{message.metadata.src_node_id}"
+
+
+def _metrics_of(message: Message) -> dict[str, float]:
+    record = message.content.metric_records.get("metrics")
+    if record is None:
+        return {}
+    return {
+        key: float(value)
+        for key, value in record.items()
+        if key != "num-examples" and isinstance(value, int | float)
+    }
+
+
+def _start(
+    config: AppConfig, folder: Path, local: LocalConfig
+) -> tuple[int, list[np.ndarray], NormStats]:
+    """The round to start after, the global weights and statistics: from the checkpoint when
+    resuming, else fresh."""
+    if config.resume:
+        checkpoint = load_checkpoint(folder)
+        if checkpoint is not None:
+            if checkpoint.strategy and checkpoint.strategy != config.strategy:
+                log(
+                    WARNING,
+                    "resuming a %s federation with strategy %s",
+                    checkpoint.strategy,
+                    config.strategy,
+                )
+            log(INFO, "resuming after round %d from %s", checkpoint.server_round, folder)
+            return checkpoint.server_round, checkpoint.weights, checkpoint.norm
+    weights = initial_weights(local)
+    return 0, weights, NormStats.empty(observation_size(weights, local))
+
+
+def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
+    """Run the federation described by ``config`` over ``grid``; the summary it writes to
+    ``summary.json`` (see the module docstring)."""
+    folder = config.output_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    local = config.local_config()
+    done, weights, norm = _start(config, folder, local)
+    strategy: ScreenedStrategy = make_strategy(
+        config.strategy,
+        min_nodes=config.min_nodes,
+        fraction_train=config.fraction_train,
+        proximal_mu=config.proximal_mu,
+        server_lr=config.server_lr or None,
+        server_momentum=config.server_momentum,
+        trim_beta=config.trim_beta,
+        krum_malicious=config.krum_malicious,
+        max_norm_ratio=config.max_norm_ratio,
+        norm=norm,
+    )
+    held_out = None
+    if config.held_out:
+        from federation.profiles import load_node_profile
+
+        held_out = load_node_profile(config.held_out)
+    records = RoundLog(folder, tensorboard=config.tensorboard)
+    records.resume(done)
+    seeds = config.evaluation_seeds()
+    arrays = ArrayRecord(weights)
+    round_times: list[float] = []
+    started = time.monotonic()
+    try:
+        for server_round in range(done + 1, config.num_rounds + 1):
+            t0 = time.monotonic()
+            log(INFO, "[ROUND %d/%d] %s", server_round, config.num_rounds, config.strategy)
+            rejected_before = len(strategy.rejections)
+            replies = grid.send_and_receive(
+                strategy.configure_train(server_round, arrays, ConfigRecord(), grid),
+                timeout=config.round_timeout,
+            )
+            new_arrays, _ = strategy.aggregate_train(server_round, replies)
+            if new_arrays is not None:
+                arrays = new_arrays
+            trained = {_node_name(m, NORM_KEY): _metrics_of(m) for m in strategy.last_train_replies}
+            for rejection in strategy.rejections[rejected_before:]:
+                records.reject(
+                    server_round, rejection.node_id, rejection.node_name, rejection.reason
+                )
+            global_norm = strategy.norm or norm
+            evaluations = grid.send_and_receive(
+                strategy.configure_evaluate(server_round, arrays, ConfigRecord(), grid),
+                timeout=config.round_timeout,
+            )
+            strategy.aggregate_evaluate(server_round, evaluations)
+            round_s = time.monotonic() - t0
+            rejected = {r.node_name for r in strategy.rejections[rejected_before:]}
+            for message in evaluations:
+                if message.has_error():
+                    continue
+                name = _node_name(message, "node")
+                records.add(
+                    server_round,
+                    name,
+                    "train",
+                    _metrics_of(message),
+                    trained.get(name),
+                    accepted=int(name in trained),
+                    rejected=int(name in rejected),
+                    round_s=round_s,
+                )
+            current = arrays.to_numpy_ndarrays()
+            if held_out is not None:
+                values = evaluate_weights(held_out, current, global_norm, local, seeds)
+                records.add(server_round, held_out.name, "held-out", values, round_s=round_s)
+            save_checkpoint(folder, Checkpoint(server_round, current, global_norm, config.strategy))
+            records.write()
+            round_times.append(time.monotonic() - t0)
+            returns = ", ".join(
+                f"{row['node']} {row['return']:.3f}"
+                for row in records.rows
+                if row["round"] == server_round and "return" in row
+            )
+            log(
+                INFO,
+                "round %d done in %.1f s: accepted %d, rejected %d | return: %s",
+                server_round,
+                round_times[-1],
+                len(trained),
+                len(rejected),
+                returns,
+            )
+        final = load_checkpoint(folder)
+        if final is None:
+            raise RuntimeError(f"no checkpoint in {folder}: no round completed")
+        policy = export_policy(final.weights, final.norm, local, folder / POLICY_FILE)
+    finally:
+        records.close()
+    summary: dict[str, Any] = {
+        "strategy": config.strategy,
+        "rounds": final.server_round,
+        "resumed_after": done,
+        "nodes": sorted({str(r["node"]) for r in records.rows if r.get("role") == "train"}),
+        "held_out": held_out.name if held_out is not None else None,
+        "rejections": records.rejections,
+        "round_s": round_times,
+        "wall_s": time.monotonic() - started,
+        "policy": str(policy),
+        "norm_count": final.norm.count,
+    }
+    write_atomic(folder / "summary.json", json.dumps(summary, indent=2))
+    log(INFO, "federation done: %d rounds, policy exported to %s", final.server_round, policy)
+    return summary
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """The ServerApp's entry point (``[tool.flwr.app.components] serverapp``)."""
+    import torch
+
+    torch.set_num_threads(1)
+    run_federation(grid, AppConfig.from_run_config(context.run_config))
