@@ -65,7 +65,7 @@ class TrainingDiverged(RuntimeError):
         )
 
 
-def _set_action_log_std(model: PPO, pattern: tuple[float, ...]) -> None:
+def set_action_log_std(model: PPO, pattern: tuple[float, ...]) -> None:
     """Initial log std per action dimension, ``pattern`` tiled over the action vector."""
     import torch
 
@@ -116,7 +116,7 @@ def _new_model(config: TrainConfig, run: Run, env: Any) -> PPO:
         verbose=0,
     )
     if config.action_log_std:
-        _set_action_log_std(model, config.action_log_std)
+        set_action_log_std(model, config.action_log_std)
     if config.pretrain_policy:
         from agents.pretraining import pretrain
 

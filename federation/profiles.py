@@ -78,7 +78,7 @@ class StationProfile:
         doc="machine age: wear at the start and after every renewal, fraction of the wear limit",
     )
     # setting() returns a dataclasses.field (with validation metadata)
-    parameters: dict[str, float] = setting({}, doc="more FMU overrides, name = value")  # noqa: RUF009
+    parameters: dict[str, float] = setting({}, doc="more FMU overrides, name = value")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -92,7 +92,7 @@ class NodeProfile:
     demand_factor: float = setting(
         1.0, low=0.5, high=1.5, doc="× orders_per_hour and × throughput_min_per_h"
     )
-    tariff: TariffConfig | None = setting(None, doc="time-of-use table replacing the scenario's")  # noqa: RUF009
+    tariff: TariffConfig | None = setting(None, doc="time-of-use table replacing the scenario's")
     tariff_factor: float = setting(1.0, low=0.1, high=5.0, doc="× every electricity price")
     ambient_temperature: float = setting(20.0, low=-10.0, high=45.0, doc="shop floor, degC")
     source: str = dataclasses.field(default="", init=False, compare=False)

@@ -188,9 +188,9 @@ def _model(config: LocalConfig, env: Any, seed: int) -> PPO:
         verbose=0,
     )
     if config.action_log_std:
-        from agents.training import _set_action_log_std
+        from agents.training import set_action_log_std
 
-        _set_action_log_std(model, config.action_log_std)
+        set_action_log_std(model, config.action_log_std)
     return model
 
 
