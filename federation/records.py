@@ -117,7 +117,11 @@ class RoundLog:
                 continue
             with path.open(newline="", encoding="utf-8") as handle:
                 for row in csv.DictReader(handle):
-                    parsed = {k: _number(v) for k, v in row.items() if v != ""}
+                    parsed = {
+                        k: _number(v) if name == ROUNDS_CSV or k in ("round", "node_id") else v
+                        for k, v in row.items()
+                        if v != ""
+                    }
                     if int(parsed.get("round", 0)) <= last_round:
                         rows.append(parsed)
 

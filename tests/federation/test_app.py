@@ -1,0 +1,242 @@
+"""The Flower app's pieces without a deployment: screening and aggregation in the wrapped
+strategies (on real Flower Messages), the run configuration, checkpoints, credentials."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
+
+from federation.app_config import RUN_CONFIG_DEFAULTS, AppConfig, RunConfigError
+from federation.certificates import generate_credentials, load_credentials
+from federation.client_app import poison_update, round_seed
+from federation.deployment import node_config_argument
+from federation.normalisation import NormStats, merge_norm_stats
+from federation.records import Checkpoint, RoundLog, load_checkpoint, save_checkpoint
+from federation.strategies import STRATEGIES, make_strategy, norm_from_config, norm_to_config
+
+GLOBAL = [np.zeros((3, 2), np.float32), np.zeros(4, np.float32)]
+
+
+class _Grid:
+    """The part of flwr's Grid a strategy's configure_* uses."""
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+
+    def get_node_ids(self):
+        return list(self.nodes)
+
+
+@pytest.fixture(autouse=True)
+def _task_identity():
+    # Messages take their run id from the process's task identity (set by Flower in a run).
+    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 1
+    yield
+
+
+def _reply(instruction, weights, steps, node, norm=None, **metrics):
+    content = RecordDict(
+        {
+            "arrays": ArrayRecord(weights),
+            "metrics": MetricRecord({"num-examples": steps, **metrics}),
+            "norm": ConfigRecord(
+                {
+                    **norm_to_config(norm or NormStats(np.ones(2), np.ones(2), 10.0)),
+                    "node-name": node,
+                }
+            ),
+        }
+    )
+    return Message(content=content, reply_to=instruction)
+
+
+def _round(strategy, nodes=(11, 12, 13)):
+    messages = list(strategy.configure_train(1, ArrayRecord(GLOBAL), ConfigRecord(), _Grid(nodes)))
+    return {m.metadata.dst_node_id: m for m in messages}
+
+
+def _update(delta):
+    return [w + np.float32(delta) for w in GLOBAL]
+
+
+def test_fedavg_weights_by_local_steps_and_merges_norm_stats_exactly():
+    start = NormStats(np.zeros(2), np.ones(2), 0.0)
+    strategy = make_strategy("fedavg", min_nodes=2, norm=start)
+    sent = _round(strategy, nodes=(11, 12))
+    config = sent[11].content["config"]
+    assert norm_from_config(config, prefix="norm-").count == 0.0  # the global stats go out
+    a = NormStats(np.array([1.0, 2.0]), np.array([1.0, 4.0]), 30.0)
+    b = NormStats(np.array([3.0, 0.0]), np.array([2.0, 1.0]), 10.0)
+    replies = [
+        _reply(sent[11], _update(1.0), 300, "node-1", a, loss=1.0),
+        _reply(sent[12], _update(3.0), 100, "node-2", b, loss=3.0),
+    ]
+    arrays, metrics = strategy.aggregate_train(1, replies)
+    merged = arrays.to_numpy_ndarrays()
+    assert np.allclose(merged[0], 1.5) and np.allclose(merged[1], 1.5)  # (300·1 + 100·3)/400
+    assert metrics["loss"] == pytest.approx(1.5)
+    expected = merge_norm_stats([a, b])
+    assert strategy.norm.count == 40.0
+    assert np.allclose(strategy.norm.mean, expected.mean)
+    assert np.allclose(strategy.norm.var, expected.var)
+    assert not np.allclose(strategy.norm.var, (a.var + b.var) / 2)  # not averaged like weights
+
+
+@pytest.mark.parametrize("mode", ["nan", "scale", "shape"])
+def test_a_poisoned_update_is_rejected_logged_and_left_out(mode, caplog):
+    strategy = make_strategy("fedavg", min_nodes=2)
+    sent = _round(strategy)
+    bad = poison_update(_update(0.5), mode)
+    replies = [
+        _reply(sent[11], _update(1.0), 100, "node-1"),
+        _reply(sent[12], _update(2.0), 100, "node-2"),
+        _reply(sent[13], bad, 100, "node-3", NormStats(np.full(2, 1e6), np.ones(2), 1e6)),
+    ]
+    with caplog.at_level("WARNING"):
+        arrays, _ = strategy.aggregate_train(1, replies)
+    merged = arrays.to_numpy_ndarrays()
+    assert np.allclose(merged[0], 1.5) and np.allclose(merged[1], 1.5)  # only nodes 1 and 2
+    assert [(r.node_id, r.node_name) for r in strategy.rejections] == [(13, "node-3")]
+    assert "node-3" in caplog.text and "13" in caplog.text and "rejected" in caplog.text
+    assert strategy.norm.count == 20.0  # its statistics are left out too
+
+
+def test_robust_and_adaptive_strategies_aggregate_the_accepted_updates():
+    for name in STRATEGIES:
+        strategy = make_strategy(name, min_nodes=3, trim_beta=0.2)
+        sent = _round(strategy)
+        replies = [
+            _reply(sent[11], _update(1.0), 100, "node-1"),
+            _reply(sent[12], _update(2.0), 100, "node-2"),
+            _reply(sent[13], _update(2.5), 100, "node-3"),
+        ]
+        arrays, _ = strategy.aggregate_train(1, replies)
+        merged = arrays.to_numpy_ndarrays()
+        assert all(np.isfinite(w).all() for w in merged), name
+        assert not np.allclose(merged[0], 0.0), name  # the global weights moved
+        if name == "fedmedian":
+            assert np.allclose(merged[0], 2.0)
+        if name == "krum":  # Krum picks one update, the one closest to the others
+            assert np.allclose(merged[0], 2.0)
+
+
+def test_fedprox_sends_proximal_mu_to_the_nodes():
+    strategy = make_strategy("fedprox", min_nodes=2, proximal_mu=0.05)
+    config = _round(strategy, nodes=(11, 12))[11].content["config"]
+    assert config["proximal-mu"] == 0.05
+    with pytest.raises(ValueError, match="proximal_mu"):
+        make_strategy("fedprox", proximal_mu=0.0)
+    with pytest.raises(ValueError, match="unknown strategy"):
+        make_strategy("fedsgd")
+
+
+def test_metric_keys_a_node_lacks_are_left_out_not_fatal():
+    strategy = make_strategy("fedavg", min_nodes=2)
+    sent = _round(strategy, nodes=(11, 12))
+    replies = [
+        _reply(sent[11], _update(1.0), 100, "node-1", train_return=-3.0, loss=1.0),
+        _reply(sent[12], _update(1.0), 100, "node-2", loss=2.0),
+    ]
+    _, metrics = strategy.aggregate_train(1, replies)
+    assert set(metrics) == {"loss"}
+
+
+def test_run_config_defaults_match_pyproject_and_bad_values_name_the_key():
+    import tomllib
+
+    from federation.deployment import APP_DIR
+
+    shipped = tomllib.loads((APP_DIR / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
+    assert shipped["config"] == RUN_CONFIG_DEFAULTS
+    assert shipped["components"] == {
+        "serverapp": "federation.server_app:app",
+        "clientapp": "federation.client_app:app",
+    }
+    assert AppConfig.from_run_config(RUN_CONFIG_DEFAULTS) == AppConfig()
+    with pytest.raises(RunConfigError, match="'num-rounds'"):
+        AppConfig.from_run_config({"num-rounds": 0})
+    with pytest.raises(RunConfigError, match="'local-steps'.*int"):
+        AppConfig.from_run_config({"local-steps": 1.5})
+    with pytest.raises(RunConfigError, match="'strategy'"):
+        AppConfig.from_run_config({"strategy": "fedsgd"})
+    local = AppConfig.from_run_config({"local-steps": 64, "n-steps": 32, "batch-size": 32})
+    assert local.local_config(proximal_mu=0.1).proximal_mu == 0.1
+    assert local.local_config().local_steps == 64
+    assert min(AppConfig().evaluation_seeds()) >= 1000
+
+
+def test_round_seeds_differ_per_node_and_round():
+    seeds = {round_seed(0, r, n) for r in (1, 2) for n in ("node-1", "node-2")}
+    assert len(seeds) == 4 and all(0 <= s < 2**31 for s in seeds)
+    assert round_seed(0, 1, "node-1") == round_seed(0, 1, "node-1")
+
+
+def test_checkpoint_round_trip_and_round_log(tmp_path):
+    norm = NormStats(np.array([1.0, 2.0]), np.array([0.5, 3.0]), 7.0)
+    weights = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(2, np.float32)]
+    assert load_checkpoint(tmp_path) is None
+    save_checkpoint(tmp_path, Checkpoint(3, weights, norm, "fedavg"))
+    back = load_checkpoint(tmp_path)
+    assert back.server_round == 3 and back.strategy == "fedavg"
+    assert all(
+        np.array_equal(a, b) and a.dtype == b.dtype
+        for a, b in zip(back.weights, weights, strict=True)
+    )
+    assert np.array_equal(back.norm.var, norm.var) and back.norm.count == 7.0
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "checkpoint.npz").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="checkpoint"):
+        load_checkpoint(tmp_path / "bad")
+
+    log = RoundLog(tmp_path, tensorboard=False)
+    for r in (1, 2, 3):
+        log.add(r, "node-1", "train", {"return": -float(r)}, {"update_norm": 0.1}, accepted=1)
+        log.add(r, "held-out", "held-out", {"return": -2.0 * r})
+    log.reject(2, 13, "node-3", "NaN")
+    log.write()
+    assert (tmp_path / "return.png").stat().st_size > 0
+    resumed = RoundLog(tmp_path, tensorboard=False)
+    resumed.resume(2)  # an interrupted run resumes after round 2: round 3's rows go
+    assert [row["round"] for row in resumed.rows] == [1, 1, 2, 2]
+    assert resumed.rows[0]["train_update_norm"] == 0.1
+    assert resumed.rejections == [{"round": 2, "node_id": 13, "node": "node-3", "reason": "NaN"}]
+
+
+def test_credentials_are_a_ca_a_server_certificate_it_signed_and_p384_node_keys(tmp_path):
+    made = generate_credentials(tmp_path, ["node-1", "node-2"], hosts=("localhost", "127.0.0.1"))
+    ca = x509.load_pem_x509_certificate(made.ca_certificate.read_bytes())
+    server = x509.load_pem_x509_certificate(made.server_certificate.read_bytes())
+    server.verify_directly_issued_by(ca)
+    names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(a) for a in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert server.not_valid_after_utc > dt.datetime.now(dt.UTC) + dt.timedelta(days=300)
+    for name in ("node-1", "node-2"):
+        keys = made.node(name)
+        private = load_ssh_private_key(keys.private_key.read_bytes(), None)
+        public = load_ssh_public_key(keys.public_key.read_bytes())
+        assert isinstance(private, ec.EllipticCurvePrivateKey)
+        assert private.curve.name == "secp384r1"
+        assert private.public_key().public_numbers() == public.public_numbers()
+        assert keys.private_key.stat().st_mode & 0o077 == 0
+    assert sorted(load_credentials(tmp_path).nodes) == ["node-1", "node-2"]
+    with pytest.raises(KeyError, match="node-9"):
+        made.node("node-9")
+    made.server_key.unlink()
+    with pytest.raises(FileNotFoundError, match="certs"):
+        load_credentials(tmp_path)
+
+
+def test_node_config_argument_is_toml_pairs():
+    assert node_config_argument({"profile": "node-1", "k": 3, "on": True}) == (
+        'profile="node-1" k=3 on=true'
+    )
+    with pytest.raises(ValueError, match="key"):
+        node_config_argument({"a b": 1})
