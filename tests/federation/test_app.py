@@ -3,6 +3,7 @@ strategies (on real Flower Messages), the run configuration, checkpoints, creden
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 
 import numpy as np
@@ -240,3 +241,91 @@ def test_node_config_argument_is_toml_pairs():
     )
     with pytest.raises(ValueError, match="key"):
         node_config_argument({"a b": 1})
+
+
+class _InProcessGrid:
+    """A Grid whose nodes are this process: each message goes to the ClientApp's handler with
+    the node's own Context (kept across rounds, as a SuperNode keeps it)."""
+
+    def __init__(self, profiles, run_config):
+        from flwr.app import Context
+
+        self.contexts = {
+            21 + i: Context(
+                run_id=1,
+                node_id=21 + i,
+                node_config={"profile": name},
+                state=RecordDict(),
+                run_config=run_config,
+            )
+            for i, name in enumerate(profiles)
+        }
+        self.sent = []
+
+    def get_node_ids(self):
+        return list(self.contexts)
+
+    def send_and_receive(self, messages, *, timeout=None):
+        from federation import client_app
+
+        replies = []
+        for message in messages:
+            self.sent.append(message)
+            handler = client_app.train if message.metadata.message_type == "train" else None
+            handler = handler or client_app.evaluate
+            replies.append(handler(message, self.contexts[message.metadata.dst_node_id]))
+        return replies
+
+
+TINY = {
+    "local-steps": 32,
+    "n-steps": 32,
+    "batch-size": 32,
+    "n-epochs": 1,
+    "horizon-h": 1.0,
+    "eval-seeds": 1,
+    "tensorboard": False,
+    "min-nodes": 2,
+}
+
+
+@pytest.mark.slow
+def test_server_loop_trains_keeps_node_state_resumes_and_exports(tmp_path):
+    from agents.exported import ExportedPolicy
+    from federation.client_app import STATE_KEY
+    from federation.server_app import run_federation
+
+    run_config = {**TINY, "num-rounds": 1, "strategy": "fedprox", "proximal-mu": 0.1}
+    run_config["out-dir"] = str(tmp_path)
+    grid = _InProcessGrid(["node-1", "node-2"], run_config)
+    first = run_federation(grid, AppConfig.from_run_config(run_config))
+    assert first["rounds"] == 1 and first["resumed_after"] == 0
+    assert first["nodes"] == ["node-1", "node-2"] and first["held_out"] == "held-out"
+    train_messages = [m for m in grid.sent if m.metadata.message_type == "train"]
+    assert all(m.content["config"]["proximal-mu"] == 0.1 for m in train_messages)
+    for context in grid.contexts.values():  # the optimiser state stays on the node
+        assert set(context.state[STATE_KEY]) >= {"optimizer", "meta"}
+    after_one = load_checkpoint(tmp_path)
+
+    # "interrupted" after round 1: started again for 2 rounds, it resumes with round 2
+    run_config["num-rounds"] = 2
+    second = run_federation(grid, AppConfig.from_run_config(run_config))
+    assert second["rounds"] == 2 and second["resumed_after"] == 1
+    train_rounds = [
+        m.content["config"]["server-round"] for m in grid.sent if m.metadata.message_type == "train"
+    ]
+    assert train_rounds == [1, 1, 2, 2]
+    # round 2 started from round 1's weights and statistics (sent with the train message)
+    round_two = [m for m in grid.sent if m.metadata.message_type == "train"][2]
+    sent = round_two.content["arrays"].to_numpy_ndarrays()
+    assert all(np.array_equal(a, b) for a, b in zip(sent, after_one.weights, strict=True))
+    assert round_two.content["config"]["norm-count"] == after_one.norm.count > 0
+    rows = list(csv.DictReader((tmp_path / "rounds.csv").open()))
+    assert [(r["round"], r["node"]) for r in rows if r["node"] == "held-out"] == [
+        ("1", "held-out"),
+        ("2", "held-out"),
+    ]
+    final = load_checkpoint(tmp_path)
+    assert final.norm.count > after_one.norm.count
+    policy = ExportedPolicy.load(tmp_path / "policy.npz")
+    assert np.allclose(policy.obs_mean, final.norm.mean)

@@ -1,0 +1,122 @@
+"""A real Flower deployment on loopback: a SuperLink and three SuperNodes started as processes,
+TLS and SuperNode authentication on, two short rounds of federated PPO (real PPO, tiny step
+counts). One federation is run for the module; the tests read what it left behind.
+
+node-1 and node-2 are honest; node-3 sends a boosted update (``poison="scale"``) and is killed
+(SIGKILL, with its ClientApp) once round 1 is logged: its update must be rejected, never
+averaged in, and its death must not stop the run.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from agents.exported import ExportedPolicy
+from federation.app_config import AppConfig
+from federation.deployment import LocalDeployment, NodeSpec
+from federation.records import load_checkpoint
+from federation.task import initial_weights
+
+pytestmark = pytest.mark.slow
+
+RUN_CONFIG = {
+    "num-rounds": 2,
+    "strategy": "fedavg",
+    "min-nodes": 2,
+    "local-steps": 32,
+    "n-steps": 32,
+    "batch-size": 32,
+    "n-epochs": 1,
+    "horizon-h": 2.0,
+    "eval-seeds": 1,
+    "round-timeout": 240.0,
+    "tensorboard": False,
+}
+
+
+def _rows(path):
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("deployment")
+    out = folder / "out"
+    run_config = {**RUN_CONFIG, "out-dir": str(out)}
+    nodes = [
+        NodeSpec("node-1", {"profile": "node-1"}),
+        NodeSpec("node-2", {"profile": "node-2"}),
+        NodeSpec("node-3", {"profile": "node-3", "poison": "scale"}),
+    ]
+    killed: list[int] = []
+    with LocalDeployment(folder, nodes) as deployment:
+        run_id = deployment.submit(run_config)
+
+        def kill_after_round_one(_status):
+            csv_path = out / "rounds.csv"
+            if not killed and csv_path.is_file() and _rows(csv_path):
+                deployment.kill_node("node-3")
+                killed.append(1)
+
+        status = deployment.wait(run_id, timeout_s=600, poll_s=1.0, on_poll=kill_after_round_one)
+        yield {
+            "status": status,
+            "out": out,
+            "log": deployment.run_log(run_id),
+            "superlink_log": deployment.superlink_log(),
+            "killed": bool(killed),
+            "node_alive": deployment.node_alive("node-3"),
+            "config": AppConfig.from_run_config(run_config),
+        }
+
+
+def test_run_completes_over_tls_with_every_node_reporting(federation):
+    assert federation["status"].completed, federation["log"][-3000:]
+    assert "https://" in federation["superlink_log"]  # the SuperLink served TLS only
+    rows = _rows(federation["out"] / "rounds.csv")
+    reported = {(int(r["round"]), r["node"]) for r in rows}
+    for server_round in (1, 2):
+        assert {(server_round, "node-1"), (server_round, "node-2")} <= reported
+        assert (server_round, "held-out") in reported  # evaluated by the ServerApp
+    assert (1, "node-3") in reported
+    for row in rows:
+        assert np.isfinite(float(row["return"])) and np.isfinite(float(row["objective"]))
+    honest = [r for r in rows if r["node"] in ("node-1", "node-2")]
+    assert all(r["accepted"] == "1" and float(r["train_update_norm"]) > 0 for r in honest)
+
+
+def test_global_weights_changed_and_policy_loads_with_agents_exported(federation):
+    out = federation["out"]
+    checkpoint = load_checkpoint(out)
+    assert checkpoint is not None and checkpoint.server_round == 2
+    start = initial_weights(federation["config"].local_config())
+    assert len(checkpoint.weights) == len(start)
+    assert any(not np.allclose(a, b) for a, b in zip(checkpoint.weights, start, strict=True))
+    assert all(np.isfinite(w).all() for w in checkpoint.weights)
+    assert checkpoint.norm.count > 0  # the nodes' observation statistics were merged in
+    policy = ExportedPolicy.load(out / "policy.npz")
+    observation = checkpoint.norm.mean[None, :]
+    action = policy.act(observation)
+    assert action.shape[0] == 1 and np.isfinite(action).all()
+    assert np.allclose(policy.obs_mean, checkpoint.norm.mean)
+
+
+def test_poisoned_update_is_rejected_with_node_id_and_reason(federation):
+    rejections = _rows(federation["out"] / "rejections.csv")
+    assert [(r["round"], r["node"]) for r in rejections] == [("1", "node-3")]
+    assert "norm" in rejections[0]["reason"]
+    assert f"update from node {rejections[0]['node_id']} (node-3) rejected" in federation["log"]
+    node3 = [r for r in _rows(federation["out"] / "rounds.csv") if r["node"] == "node-3"]
+    assert all(r["accepted"] == "0" for r in node3)
+
+
+def test_a_node_killed_mid_run_does_not_stop_it(federation):
+    assert federation["killed"] and not federation["node_alive"]
+    assert federation["status"].completed
+    rounds = _rows(federation["out"] / "rounds.csv")
+    assert not any(r["node"] == "node-3" and r["round"] == "2" for r in rounds)
+    assert {r["node"] for r in rounds if r["round"] == "2"} == {"node-1", "node-2", "held-out"}
