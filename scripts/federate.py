@@ -134,6 +134,12 @@ def cmd_deploy_local(args: argparse.Namespace) -> int:
         for name in args.nodes:
             load_node_profile(name)  # a bad profile fails here, naming file, key and range
         run_config = _run_config(args)
+        held_out = str(run_config.get("held-out", RUN_CONFIG_DEFAULTS["held-out"]))
+        if held_out and held_out in args.nodes:
+            raise ValueError(
+                f"{held_out!r} is the held-out node (never trains); leave it out of --nodes "
+                "or pass --held-out ''"
+            )
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
