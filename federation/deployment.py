@@ -70,10 +70,13 @@ class DeploymentError(RuntimeError):
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """One SuperNode: its name (also the name of its key pair) and its ``--node-config``."""
+    """One SuperNode: its name (also the name of its key pair) and its ``--node-config``.
+    ``register=False`` leaves its public key unregistered, so an authenticating SuperLink must
+    refuse it (to test that it does)."""
 
     name: str
     node_config: Mapping[str, ConfigValue] = field(default_factory=dict)
+    register: bool = True
 
 
 @dataclass(frozen=True)
@@ -344,8 +347,9 @@ class LocalDeployment:
             self._start_superlink()
             self._write_connection()
             if self.authenticate:
-                for name in self.nodes:
-                    self.register_node(name)
+                for name, spec in self.nodes.items():
+                    if spec.register:
+                        self.register_node(name)
             for name in self.nodes:
                 self.start_node(name)
         except BaseException:
@@ -427,12 +431,17 @@ class LocalDeployment:
             command += ["--node-config", node_config_argument(spec.node_config)]
         daemon = _Daemon(name, command, self.logs / f"{name}.log", self.environment())
         self._supernodes[name] = daemon
-        if not _wait_for_port(self.host, port, self.startup_timeout_s, daemon.process):
+        started = _wait_for_port(self.host, port, self.startup_timeout_s, daemon.process)
+        if not started and spec.register:  # an unregistered node is meant to be refused
             raise DeploymentError(f"SuperNode {name} did not start:\n{daemon.log_tail()}")
 
     def kill_node(self, name: str) -> None:
         """SIGKILL SuperNode ``name`` and the ClientApp processes it started (a crash)."""
         self._supernodes[name].stop(kill=True)
+
+    def node_exit_code(self, name: str) -> int | None:
+        """SuperNode ``name``'s exit status, None while it runs."""
+        return self._supernodes[name].process.poll()
 
     def node_alive(self, name: str) -> bool:
         """Whether SuperNode ``name``'s process is running."""

@@ -10,6 +10,8 @@ averaged in, and its death must not stop the run.
 from __future__ import annotations
 
 import csv
+import socket
+import ssl
 
 import numpy as np
 import pytest
@@ -42,6 +44,30 @@ def _rows(path):
         return list(csv.DictReader(handle))
 
 
+def _tls_checks(deployment):
+    """Handshakes with the SuperLink: verified with the deployment's CA; refused without it;
+    a plain-HTTP request gets no HTTP answer."""
+    host, port = deployment.host, deployment.port
+    results = {}
+    trusted = ssl.create_default_context(cafile=str(deployment.credentials.ca_certificate))
+    with socket.create_connection((host, port), timeout=10) as raw:
+        with trusted.wrap_socket(raw, server_hostname=host) as tls:
+            results["version"] = tls.version()
+    try:
+        with socket.create_connection((host, port), timeout=10) as raw:
+            with ssl.create_default_context().wrap_socket(raw, server_hostname=host):
+                results["untrusted"] = "accepted"
+    except ssl.SSLCertVerificationError:
+        results["untrusted"] = "refused"
+    with socket.create_connection((host, port), timeout=10) as raw:
+        raw.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            results["plain_http"] = raw.recv(64)
+        except (ConnectionResetError, TimeoutError):
+            results["plain_http"] = b""
+    return results
+
+
 @pytest.fixture(scope="module")
 def federation(tmp_path_factory):
     folder = tmp_path_factory.mktemp("deployment")
@@ -51,9 +77,11 @@ def federation(tmp_path_factory):
         NodeSpec("node-1", {"profile": "node-1"}),
         NodeSpec("node-2", {"profile": "node-2"}),
         NodeSpec("node-3", {"profile": "node-3", "poison": "scale"}),
+        NodeSpec("intruder", {"profile": "node-4"}, register=False),
     ]
     killed: list[int] = []
     with LocalDeployment(folder, nodes) as deployment:
+        tls = _tls_checks(deployment)
         run_id = deployment.submit(run_config)
 
         def kill_after_round_one(_status):
@@ -71,6 +99,9 @@ def federation(tmp_path_factory):
             "killed": bool(killed),
             "node_alive": deployment.node_alive("node-3"),
             "config": AppConfig.from_run_config(run_config),
+            "tls": tls,
+            "intruder_exit": deployment.node_exit_code("intruder"),
+            "intruder_log": deployment.node_log("intruder"),
         }
 
 
@@ -120,3 +151,14 @@ def test_a_node_killed_mid_run_does_not_stop_it(federation):
     rounds = _rows(federation["out"] / "rounds.csv")
     assert not any(r["node"] == "node-3" and r["round"] == "2" for r in rounds)
     assert {r["node"] for r in rounds if r["round"] == "2"} == {"node-1", "node-2", "held-out"}
+
+
+def test_tls_is_required_and_unregistered_nodes_are_refused(federation):
+    tls = federation["tls"]
+    assert tls["version"] in ("TLSv1.2", "TLSv1.3")
+    assert tls["untrusted"] == "refused"  # the certificate verifies only with the test CA
+    assert not tls["plain_http"].startswith(b"HTTP/")  # no plain-HTTP service on the port
+    assert federation["intruder_exit"] not in (None, 0)  # SuperNode authentication
+    assert "Failed to activate SuperNode" in federation["intruder_log"]
+    rounds = _rows(federation["out"] / "rounds.csv")
+    assert "node-4" not in {r["node"] for r in rounds}
