@@ -2,7 +2,7 @@
 
 FMPy's wrappers convert every argument on every call; a tight env loop cannot afford that.
 This module binds bare C prototypes to the FMU's functions (through FMPy's table of loaded
-functions, ``fmu._functions``, an FMPy internal: fmpy >= 0.3.26, < 0.4; older releases lack
+functions, ``fmu._functions``, an FMPy internal: fmpy >= 0.3.27, < 0.4; older releases lack
 it) and passes pointers as plain integers. It is the one place that depends on FMPy internals
 and knows FMI calling conventions beyond FMPy's public API:
 
@@ -97,7 +97,7 @@ class FastCalls:
     """Direct C calls for the per-step hot path (set/get Float64, doStep, set state)."""
 
     def __init__(self, fmu: Any, fmi3: bool) -> None:
-        functions = fmu._functions  # FMPy's bound C functions (fmpy >=0.3.26 <0.4)
+        functions = fmu._functions  # FMPy's bound C functions (fmpy >=0.3.27 <0.4)
         self.fmi3 = fmi3
         self.component = fmu.component
         c_int, size = ctypes.c_int, ctypes.c_size_t
