@@ -166,6 +166,27 @@ def cmd_deploy_local(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_profiles(args: argparse.Namespace) -> int:
+    """How different the nodes are: the heuristics' KPIs on each node's twin."""
+    from envs.config import ConfigError
+    from envs.seeding import held_out_seeds
+    from federation.profiles import heuristic_table, load_node_profile
+
+    try:
+        profiles = [load_node_profile(name) for name in args.nodes]
+        seeds = held_out_seeds(args.seeds)
+    except (ConfigError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    print(heuristic_table(profiles, seeds, args.horizon_h))
+    print(
+        f"\n{len(profiles)} nodes, held-out seeds {seeds[0]}..{seeds[-1]}, {args.horizon_h:g} h "
+        f"each, {time.perf_counter() - started:.0f} s"
+    )
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from federation.records import load_checkpoint
     from federation.task import export_policy
@@ -242,6 +263,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="no TLS (to measure its cost); node authentication stays on",
     )
     deploy.set_defaults(run=cmd_deploy_local)
+
+    profiles = sub.add_parser(
+        "profiles", help="the heuristics' KPIs on each node's twin (how non-IID the nodes are)"
+    )
+    profiles.add_argument(
+        "--nodes",
+        nargs="+",
+        default=["node-1", "node-2", "node-3", "node-4", "held-out"],
+        help="node profiles (configs/federation/ names or TOML paths)",
+    )
+    profiles.add_argument("--seeds", type=int, default=3, help="held-out seeds from 1000")
+    profiles.add_argument("--horizon-h", type=float, default=168.0, help="hours per episode")
+    profiles.set_defaults(run=cmd_profiles)
 
     export = sub.add_parser("export", help="export the checkpointed global policy")
     export.add_argument("--out", default="runs/federation", help="the federation's folder")
