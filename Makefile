@@ -62,6 +62,7 @@ lint: $(INSTALLED)
 # The declared dependency floors, tested: a second venv with every runtime dependency at its
 # '>=' floor from pyproject.toml (torch at the CPU build this machine has), then the suite.
 MIN_VENV := .venv-min
+MIN_PYTEST_ARGS ?=
 test-min: fmus system-deps
 	rm -rf $(MIN_VENV) && $(PYTHON) -m venv $(MIN_VENV)
 	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
@@ -70,7 +71,7 @@ test-min: fmus system-deps
 	$(MIN_VENV)/bin/python -m pip install --quiet -r $(MIN_VENV)/floors.txt $(TEST_TOOLS)
 	$(MIN_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	$(MIN_VENV)/bin/python -m pip check
-	$(MIN_VENV)/bin/python -m pytest -q
+	$(MIN_VENV)/bin/python -m pytest -q $(MIN_PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) runs build *.egg-info
