@@ -17,6 +17,9 @@ Both daemons start ``flower-superexec`` from ``PATH``, so this interpreter's ``b
 put first on it. The ``flwr`` CLI reads SuperLink connections from ``$FLWR_HOME/config.toml``;
 each deployment has its own ``FLWR_HOME`` inside its folder.
 
+Split: :mod:`federation.daemons` starts and stops the processes, :mod:`federation.flwr_cli`
+talks to the SuperLink through the ``flwr`` CLI; this module puts them together.
+
 Every host needs twinfactory installed (``pip install -e .``): the Flower App Bundle carries the
 app's configuration, the code comes from the installed package (see ``[tool.flwr.app]``).
 """
@@ -25,22 +28,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import tomli_w
-
-from envs.atomic import write_atomic
 from federation.certificates import Credentials, generate_credentials
+from federation.daemons import Daemon, daemon_environment, executable, free_port, wait_for_port
+from federation.flwr_cli import (
+    APP_DIR,
+    CONNECTION,
+    ConfigValue,
+    DeploymentError,
+    FlwrCli,
+    RunStatus,
+    write_connection,
+)
 
 __all__ = [
     "APP_DIR",
@@ -54,19 +58,6 @@ __all__ = [
     "node_config_argument",
 ]
 
-APP_DIR = Path(__file__).resolve().parents[1]
-"""The Flower App: the repository root, whose ``pyproject.toml`` has ``[tool.flwr.app]``."""
-
-CONNECTION = "twinfactory-local"
-"""Name of the SuperLink connection written into the deployment's ``$FLWR_HOME``."""
-
-ConfigValue = str | int | float | bool
-
-
-class DeploymentError(RuntimeError):
-    """A daemon did not start, a CLI call failed or a run did not finish; the message carries
-    the command and the tail of its log."""
-
 
 @dataclass(frozen=True)
 class NodeSpec:
@@ -77,34 +68,6 @@ class NodeSpec:
     name: str
     node_config: Mapping[str, ConfigValue] = field(default_factory=dict)
     register: bool = True
-
-
-@dataclass(frozen=True)
-class RunStatus:
-    """A run's state as ``flwr ls`` reports it (``status`` e.g. ``running``,
-    ``finished:completed``, ``finished:failed``, ``finished:stopped``)."""
-
-    run_id: int
-    status: str
-    details: str
-    elapsed_s: float
-
-    @property
-    def finished(self) -> bool:
-        """True once the run is over, whichever way."""
-        return self.status.startswith("finished")
-
-    @property
-    def completed(self) -> bool:
-        """True if the run finished without an error."""
-        return self.status == "finished:completed"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that nothing listens on now (the OS picks it)."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def _toml_value(value: ConfigValue) -> str:
@@ -122,102 +85,6 @@ def node_config_argument(node_config: Mapping[str, ConfigValue]) -> str:
         if not key or any(c.isspace() or c == "=" for c in key):
             raise ValueError(f"node-config key {key!r} must not be empty or hold spaces or '='")
     return " ".join(f"{key}={_toml_value(value)}" for key, value in node_config.items())
-
-
-def _wait_for_port(
-    host: str, port: int, timeout_s: float, process: subprocess.Popen[bytes]
-) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def _descendants(pid: int) -> list[int]:
-    """Process ids below ``pid`` (children, grandchildren, ...), from /proc where there is one."""
-    children: dict[int, list[int]] = {}
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _signal_tree(process: subprocess.Popen[bytes], sig: signal.Signals) -> list[int]:
-    """Send ``sig`` to ``process`` and everything it started (by process id)."""
-    tree = _descendants(process.pid)
-    for pid in [process.pid, *tree]:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, sig)
-    return tree
-
-
-def _reap(pids: Sequence[int], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    for pid in pids:
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.1)
-        else:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-
-
-class _Daemon:
-    """One started daemon: its process, command and log file."""
-
-    def __init__(self, name: str, command: list[str], log: Path, env: Mapping[str, str]) -> None:
-        self.name = name
-        self.command = command
-        self.log = log
-        self._handle = log.open("ab")
-        self.process: subprocess.Popen[bytes] = subprocess.Popen(
-            command, stdout=self._handle, stderr=subprocess.STDOUT, env=dict(env)
-        )
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, *, kill: bool = False, timeout_s: float = 10.0) -> None:
-        if self.alive():
-            tree = _signal_tree(self.process, signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                tree += _signal_tree(self.process, signal.SIGKILL)
-                self.process.wait(timeout=timeout_s)
-            _reap(tree, timeout_s)
-        self._handle.close()
 
 
 class LocalDeployment:
@@ -255,9 +122,10 @@ class LocalDeployment:
         self.flwr_home = self.folder / "flwr-home"
         self.logs = self.folder / "logs"
         self._extra_env = dict(env or {})
-        self._superlink: _Daemon | None = None
-        self._supernodes: dict[str, _Daemon] = {}
+        self._superlink: Daemon | None = None
+        self._supernodes: dict[str, Daemon] = {}
         self._node_ports: dict[str, int] = {}
+        self._cli = FlwrCli(self.folder, self.environment)
 
     # -- environment and CLI ---------------------------------------------------------------
 
@@ -272,65 +140,12 @@ class LocalDeployment:
         """The environment the daemons and CLI calls run in: this interpreter's ``bin`` first
         on PATH (``flower-superexec``), this deployment's ``FLWR_HOME``, one thread per
         process for torch / BLAS, no runtime dependency installation."""
-        env = dict(os.environ)
-        bin_dir = str(Path(sys.executable).parent)
-        env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
-        env["FLWR_HOME"] = str(self.flwr_home)
-        env["FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION"] = "1"
-        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env.setdefault(name, "1")
-        env["PYTHONUNBUFFERED"] = "1"
-        env.update(self._extra_env)
-        return env
-
-    def _executable(self, name: str) -> str:
-        candidate = Path(sys.executable).parent / name
-        return str(candidate) if candidate.exists() else name
+        return daemon_environment(self.flwr_home, self._extra_env)
 
     def flwr(self, *args: str, timeout_s: float = 120.0) -> str:
         """Run ``flwr <args>`` against this deployment; its stdout, or DeploymentError with
         the command and its output."""
-        command = [self._executable("flwr"), *args]
-        try:
-            done = subprocess.run(
-                command,
-                capture_output=True,
-                text=True,
-                env=self.environment(),
-                timeout=timeout_s,
-                check=False,
-                cwd=self.folder,
-            )
-        except subprocess.TimeoutExpired as error:
-            raise DeploymentError(f"`{' '.join(command)}` ran past {timeout_s} s") from error
-        if done.returncode != 0:
-            raise DeploymentError(
-                f"`{' '.join(command)}` failed (exit {done.returncode}):\n"
-                f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-            )
-        return done.stdout
-
-    def _flwr_json(self, *args: str, timeout_s: float = 120.0) -> dict[str, Any]:
-        out = self.flwr(*args, "--format", "json", timeout_s=timeout_s)
-        start = out.find("{")
-        try:
-            data = json.loads(out[start:]) if start >= 0 else None
-        except json.JSONDecodeError:
-            data = None
-        if not isinstance(data, dict) or not data.get("success", False):
-            raise DeploymentError(f"`flwr {' '.join(args)}` did not succeed: {out[-3000:]}")
-        return data
-
-    def _write_connection(self) -> None:
-        connection: dict[str, Any] = {"address": self.address}
-        if self.tls:
-            assert self.credentials is not None
-            connection["root-certificates"] = str(self.credentials.ca_certificate)
-        else:
-            connection["insecure"] = True
-        config = {"superlink": {"default": CONNECTION, CONNECTION: connection}}
-        self.flwr_home.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.flwr_home / "config.toml", tomli_w.dumps(config))
+        return self._cli(*args, timeout_s=timeout_s)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -345,7 +160,11 @@ class LocalDeployment:
             self.port = free_port(self.host)
         try:
             self._start_superlink()
-            self._write_connection()
+            ca_certificate = None
+            if self.tls:
+                assert self.credentials is not None
+                ca_certificate = self.credentials.ca_certificate
+            write_connection(self.flwr_home, self.address, ca_certificate)
             if self.authenticate:
                 for name, spec in self.nodes.items():
                     if spec.register:
@@ -359,7 +178,7 @@ class LocalDeployment:
 
     def _start_superlink(self) -> None:
         command = [
-            self._executable("flower-superlink"),
+            executable("flower-superlink"),
             "--host",
             self.host,
             "--port",
@@ -380,10 +199,10 @@ class LocalDeployment:
             command.append("--insecure")
         if self.authenticate:
             command.append("--enable-supernode-auth")
-        daemon = _Daemon("superlink", command, self.logs / "superlink.log", self.environment())
+        daemon = Daemon("superlink", command, self.logs / "superlink.log", self.environment())
         self._superlink = daemon
         assert self.port is not None
-        if not _wait_for_port(self.host, self.port, self.startup_timeout_s, daemon.process):
+        if not wait_for_port(self.host, self.port, self.startup_timeout_s, daemon.process):
             raise DeploymentError(
                 f"the SuperLink did not start listening on {self.address}:\n{daemon.log_tail()}"
             )
@@ -391,15 +210,7 @@ class LocalDeployment:
     def register_node(self, name: str) -> int:
         """Register node ``name``'s public key with the SuperLink; the node id it gets."""
         assert self.credentials is not None
-        data = self._flwr_json(
-            "supernode",
-            "register",
-            str(self.credentials.node(name).public_key),
-            CONNECTION,
-            "--name",
-            name,
-        )
-        return int(data["node-id"])
+        return self._cli.register_node(self.credentials.node(name).public_key, name)
 
     def start_node(self, name: str) -> None:
         """Start (or restart, after ``kill_node``) the SuperNode ``name``."""
@@ -408,7 +219,7 @@ class LocalDeployment:
         spec = self.nodes[name]
         port = self._node_ports.setdefault(name, free_port(self.host))
         command = [
-            self._executable("flower-supernode"),
+            executable("flower-supernode"),
             "--superlink",
             self.address,
             "--host",
@@ -429,9 +240,9 @@ class LocalDeployment:
             ]
         if spec.node_config:
             command += ["--node-config", node_config_argument(spec.node_config)]
-        daemon = _Daemon(name, command, self.logs / f"{name}.log", self.environment())
+        daemon = Daemon(name, command, self.logs / f"{name}.log", self.environment())
         self._supernodes[name] = daemon
-        started = _wait_for_port(self.host, port, self.startup_timeout_s, daemon.process)
+        started = wait_for_port(self.host, port, self.startup_timeout_s, daemon.process)
         if not started and spec.register:  # an unregistered node is meant to be refused
             raise DeploymentError(f"SuperNode {name} did not start:\n{daemon.log_tail()}")
 
@@ -477,34 +288,18 @@ class LocalDeployment:
 
     def online_nodes(self) -> int:
         """How many SuperNodes the SuperLink sees online now."""
-        data = self._flwr_json("supernode", "list", CONNECTION)
-        nodes = data.get("nodes", [])
-        return sum(1 for node in nodes if str(node.get("status", "")).lower() == "online")
+        return self._cli.online_nodes()
 
     def submit(
         self, run_config: Mapping[str, ConfigValue] | None = None, app_dir: str | Path = APP_DIR
     ) -> int:
         """Submit the Flower App in ``app_dir`` with ``run_config`` overrides (keys must be in
         its ``[tool.flwr.app.config]``); the run id."""
-        args = ["run", str(Path(app_dir).resolve()), CONNECTION]
-        if run_config:
-            overrides = self.folder / f"run-config-{time.time_ns()}.toml"
-            write_atomic(overrides, tomli_w.dumps(dict(run_config)))
-            args += ["--run-config", str(overrides)]
-        return int(self._flwr_json(*args)["run-id"])
+        return self._cli.submit(run_config, app_dir)
 
     def status(self, run_id: int) -> RunStatus:
         """The run's status now."""
-        data = self._flwr_json("list", CONNECTION, "--run-id", str(run_id))
-        for run in data.get("runs", []):
-            if int(run["run-id"]) == run_id:
-                return RunStatus(
-                    run_id=run_id,
-                    status=str(run["status"]),
-                    details=str(run.get("status-details", "")),
-                    elapsed_s=float(run.get("elapsed", 0.0) or 0.0),
-                )
-        raise DeploymentError(f"the SuperLink does not know run {run_id}")
+        return self._cli.status(run_id)
 
     def wait(
         self,
@@ -516,28 +311,11 @@ class LocalDeployment:
     ) -> RunStatus:
         """Poll the run until it finishes; DeploymentError with the ServerApp log if it runs
         past ``timeout_s`` (the run is stopped first)."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            status = self.status(run_id)
-            if on_poll is not None:
-                on_poll(status)
-            if status.finished:
-                return status
-            if time.monotonic() > deadline:
-                with contextlib.suppress(DeploymentError):
-                    self.flwr("stop", str(run_id), CONNECTION)
-                raise DeploymentError(
-                    f"run {run_id} did not finish within {timeout_s} s "
-                    f"(status {status.status}):\n{self.run_log(run_id)[-4000:]}"
-                )
-            time.sleep(poll_s)
+        return self._cli.wait(run_id, timeout_s, poll_s=poll_s, on_poll=on_poll)
 
     def run_log(self, run_id: int) -> str:
         """The ServerApp's log of the run, as ``flwr log --show`` prints it."""
-        try:
-            return self.flwr("log", str(run_id), CONNECTION, "--show", timeout_s=60.0)
-        except DeploymentError as error:
-            return str(error)
+        return self._cli.run_log(run_id)
 
 
 @contextlib.contextmanager
