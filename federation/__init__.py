@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from federation.app_config import AppConfig
     from federation.certificates import Credentials, generate_credentials
     from federation.deployment import LocalDeployment, NodeSpec
+    from federation.evaluation import evaluate_weights, export_policy
     from federation.normalisation import NormStats, merge_norm_stats
     from federation.profiles import (
         HELD_OUT_NODE,
@@ -40,20 +41,15 @@ if TYPE_CHECKING:
     )
     from federation.server_app import run_federation
     from federation.strategies import STRATEGIES, ScreenedStrategy, make_strategy
-    from federation.task import (
-        LocalConfig,
-        LocalResult,
-        evaluate_weights,
-        export_policy,
-        initial_weights,
-        train_locally,
-    )
+    from federation.task import LocalConfig, LocalResult, train_locally
     from federation.updates import check_update
+    from federation.weights import initial_weights
 
 _SOURCES = {
     "federation.app_config": ("AppConfig",),
     "federation.certificates": ("Credentials", "generate_credentials"),
     "federation.deployment": ("LocalDeployment", "NodeSpec"),
+    "federation.evaluation": ("evaluate_weights", "export_policy"),
     "federation.normalisation": ("NormStats", "merge_norm_stats"),
     "federation.profiles": (
         "HELD_OUT_NODE",
@@ -64,15 +60,9 @@ _SOURCES = {
     ),
     "federation.server_app": ("run_federation",),
     "federation.strategies": ("STRATEGIES", "ScreenedStrategy", "make_strategy"),
-    "federation.task": (
-        "LocalConfig",
-        "LocalResult",
-        "evaluate_weights",
-        "export_policy",
-        "initial_weights",
-        "train_locally",
-    ),
+    "federation.task": ("LocalConfig", "LocalResult", "train_locally"),
     "federation.updates": ("check_update",),
+    "federation.weights": ("initial_weights",),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 

@@ -1,5 +1,9 @@
 """The federated task: PPO's policy network, local training and evaluation on a node's twin.
 
+This module holds the local configuration and one round of local training, and is the public
+entry point: the network and its weights live in :mod:`federation.weights`, evaluation and
+export in :mod:`federation.evaluation`, and their public names are importable from here too.
+
 What is federated, and what stays on the node:
 
 - **Weights** — every parameter of SB3's ``ActorCriticPolicy`` (``MlpPolicy``: tanh MLPs, separate
@@ -20,38 +24,51 @@ What is federated, and what stays on the node:
   shared critic different targets on each node).
 
 FedProx (Li et al. 2020): with ``proximal_mu`` > 0 the local loss gains (μ/2)·‖w − w_global‖²,
-added as its gradient μ·(w − w_global) to each parameter's gradient by a hook, before SB3 clips
-the gradient norm and Adam steps.
+added as its gradient μ·(w − w_global) to each parameter's gradient by a hook
+(:func:`federation.weights.proximal_hooks`), before SB3 clips the gradient norm and Adam steps.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from envs.config import setting
 from envs.seeding import HELD_OUT_SEEDS_FROM
+from federation.evaluation import evaluate_weights, export_policy
 from federation.normalisation import NormStats
-from federation.profiles import NodeProfile, make_node_env
-
-if TYPE_CHECKING:
-    from stable_baselines3 import PPO
+from federation.profiles import NodeProfile
+from federation.weights import (
+    OBS_CLIP,
+    OBS_EPSILON,
+    build_model,
+    from_bytes,
+    get_weights,
+    initial_weights,
+    policy_from_weights,
+    proximal_hooks,
+    set_weights,
+    to_bytes,
+    vec_env,
+    weight_names,
+)
 
 __all__ = [
+    "OBS_CLIP",
+    "OBS_EPSILON",
     "RECIPE",
     "LocalConfig",
     "LocalResult",
     "evaluate_weights",
     "export_policy",
     "initial_weights",
+    "policy_from_weights",
     "train_locally",
     "weight_names",
 ]
@@ -77,8 +94,6 @@ _RECIPE_FIELDS = (
     "wear_shaping_eur",
     "normalize_observations",
 )
-OBS_CLIP = 10.0
-OBS_EPSILON = 1e-8
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,103 +155,7 @@ class LocalResult:
     """What stays on the node until its next round."""
 
 
-# -- the network -----------------------------------------------------------------------------
-def _vec_env(profile: NodeProfile | None, config: LocalConfig, *, shaped: bool) -> Any:
-    """A DummyVecEnv of the node's twin (``profile`` None: the plain scenario), Monitor inside
-    the wear shaping so episode returns are the env's own."""
-    from stable_baselines3.common.monitor import Monitor
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from agents.shaping import WearShaping
-
-    def make() -> Any:
-        if profile is None:
-            from envs.line_env import ProductionLineEnv
-
-            env: Any = ProductionLineEnv(config.scenario, horizon_h=config.horizon_h)
-        else:
-            env = make_node_env(profile, horizon_h=config.horizon_h)
-        env = Monitor(env)
-        if shaped and config.wear_shaping_eur > 0:
-            env = WearShaping(env, eur_per_wear=config.wear_shaping_eur, gamma=config.gamma)
-        return env
-
-    return DummyVecEnv([make] * config.n_envs)
-
-
-def _model(config: LocalConfig, env: Any, seed: int) -> PPO:
-    import torch
-    from stable_baselines3 import PPO
-
-    torch.set_num_threads(1)
-    model = PPO(
-        "MlpPolicy",
-        env,
-        learning_rate=config.learning_rate,
-        n_steps=config.n_steps,
-        batch_size=config.batch_size,
-        n_epochs=config.n_epochs,
-        gamma=config.gamma,
-        gae_lambda=config.gae_lambda,
-        clip_range=config.clip_range,
-        ent_coef=config.ent_coef,
-        use_sde=config.use_sde,
-        sde_sample_freq=config.sde_sample_freq,
-        policy_kwargs={"net_arch": list(config.net_arch), "log_std_init": config.log_std_init},
-        seed=seed,
-        device="cpu",
-        verbose=0,
-    )
-    if config.action_log_std:
-        from agents.training import set_action_log_std
-
-        set_action_log_std(model, config.action_log_std)
-    return model
-
-
-def _get_weights(policy: Any) -> list[np.ndarray]:
-    return [value.detach().cpu().numpy().copy() for value in policy.state_dict().values()]
-
-
-def _set_weights(policy: Any, weights: Sequence[np.ndarray]) -> None:
-    import torch
-
-    state = policy.state_dict()
-    if len(weights) != len(state):
-        raise ValueError(
-            f"got {len(weights)} weight arrays; this policy has {len(state)} ({', '.join(state)})"
-        )
-    loaded = {}
-    for (name, current), array in zip(state.items(), weights, strict=True):
-        array = np.asarray(array)
-        if tuple(array.shape) != tuple(current.shape):
-            raise ValueError(
-                f"weight '{name}' has shape {array.shape}; the policy needs {tuple(current.shape)}"
-            )
-        loaded[name] = torch.as_tensor(array, dtype=current.dtype)
-    policy.load_state_dict(loaded)
-
-
-def weight_names(config: LocalConfig) -> list[str]:
-    """The parameter names behind :func:`initial_weights`' arrays, in their order."""
-    env = _vec_env(None, config, shaped=False)
-    try:
-        return list(_model(config, env, config.seed).policy.state_dict())
-    finally:
-        env.close()
-
-
-def initial_weights(config: LocalConfig) -> list[np.ndarray]:
-    """A fresh policy's parameters (seeded by ``config.seed``), in :func:`weight_names` order;
-    the action log std set as the recipe says."""
-    env = _vec_env(None, config, shaped=False)
-    try:
-        return _get_weights(_model(config, env, config.seed).policy)
-    finally:
-        env.close()
-
-
-# -- local training ---------------------------------------------------------------------------
+# -- local training -----------------------------------------------------------------------------
 def _observation_recorder() -> Any:
     from stable_baselines3.common.vec_env import VecEnvWrapper
 
@@ -301,37 +220,6 @@ def _episode_callback(objective: Any) -> Any:
     return EpisodeKpis()
 
 
-def _proximal_hooks(policy: Any, global_weights: Sequence[np.ndarray], mu: float) -> list[Any]:
-    """Hooks adding μ·(w − w_global) to each parameter's gradient: the gradient of the FedProx
-    term (μ/2)·‖w − w_global‖² added to the loss."""
-    import torch
-
-    handles = []
-    anchors = dict(zip(policy.state_dict(), global_weights, strict=True))
-    for name, parameter in policy.named_parameters():
-        anchor = torch.as_tensor(np.asarray(anchors[name]), dtype=parameter.dtype)
-
-        def hook(grad: Any, parameter: Any = parameter, anchor: Any = anchor) -> Any:
-            return grad + mu * (parameter.detach() - anchor)
-
-        handles.append(parameter.register_hook(hook))
-    return handles
-
-
-def _to_bytes(obj: Any) -> bytes:
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
-
-
-def _from_bytes(data: bytes) -> Any:
-    import torch
-
-    return torch.load(io.BytesIO(data), weights_only=True)
-
-
 def train_locally(
     profile: NodeProfile,
     weights: Sequence[np.ndarray],
@@ -348,7 +236,7 @@ def train_locally(
     is federated and what stays local."""
     from stable_baselines3.common.vec_env import VecNormalize
 
-    env = _vec_env(profile, config, shaped=True)
+    env = vec_env(profile, config, shaped=True)
     recorder = _observation_recorder()(env)
     normalized = VecNormalize(
         recorder,
@@ -367,22 +255,22 @@ def train_locally(
                     f"observes {size}"
                 )
             normalized.obs_rms = norm.to_running_mean_std()
-        model = _model(config, normalized, round_seed)
-        _set_weights(model.policy, weights)
+        model = build_model(config, normalized, round_seed)
+        set_weights(model.policy, weights)
         previous = dict(state or {})
         if "optimizer" in previous:
-            model.policy.optimizer.load_state_dict(_from_bytes(previous["optimizer"]))
+            model.policy.optimizer.load_state_dict(from_bytes(previous["optimizer"]))
         rounds = int(json.loads(previous.get("meta", b"{}")).get("rounds", 0))
         handles = []
         if config.proximal_mu > 0:
-            handles = _proximal_hooks(model.policy, weights, config.proximal_mu)
+            handles = proximal_hooks(model.policy, weights, config.proximal_mu)
         episodes = _episode_callback(_objective(profile))
         try:
             model.learn(total_timesteps=config.local_steps, callback=episodes)
         finally:
             for handle in handles:
                 handle.remove()
-        new_weights = _get_weights(model.policy)
+        new_weights = get_weights(model.policy)
         returns = [float(info["r"]) for info in model.ep_info_buffer or ()]
         logged = model.logger.name_to_value
         metrics = {
@@ -406,7 +294,7 @@ def train_locally(
             if value is not None and math.isfinite(float(value)):
                 metrics[key] = float(value)
         new_state = {
-            "optimizer": _to_bytes(model.policy.optimizer.state_dict()),
+            "optimizer": to_bytes(model.policy.optimizer.state_dict()),
             "meta": json.dumps({"rounds": rounds + 1}).encode(),
         }
         metrics["local_rounds"] = float(rounds + 1)
@@ -426,128 +314,3 @@ def _objective(profile: NodeProfile) -> Any:
     from federation.profiles import node_scenario
 
     return node_scenario(profile).objective
-
-
-# -- evaluation and export ------------------------------------------------------------------------
-class _FederatedPolicy:
-    """SB3's ``predict`` on raw observations: normalised with the global statistics."""
-
-    def __init__(self, model: PPO, norm: NormStats | None) -> None:
-        self.model, self.norm = model, norm
-
-    def predict(
-        self,
-        observation: Any,
-        state: Any = None,
-        episode_start: Any = None,
-        deterministic: bool = True,
-    ) -> tuple[Any, Any]:
-        x = np.asarray(observation, dtype=np.float64)
-        if self.norm is not None:
-            x = self.norm.normalize(x, clip=OBS_CLIP, epsilon=OBS_EPSILON)
-        return self.model.predict(x.astype(np.float32), deterministic=deterministic)
-
-
-def policy_from_weights(
-    weights: Sequence[np.ndarray], norm: NormStats | None, config: LocalConfig
-) -> Any:
-    """An object with SB3's ``predict`` for raw observations: the SB3 PPO policy built from
-    ``weights``, observations normalised with ``norm`` (None or ``normalize_observations``
-    off: unnormalised)."""
-    env = _vec_env(None, config, shaped=False)
-    try:
-        model = _model(config, env, config.seed)
-    finally:
-        env.close()
-    _set_weights(model.policy, weights)
-    return _FederatedPolicy(model, norm if config.normalize_observations else None)
-
-
-class _ReturnLog:
-    def __init__(self) -> None:
-        self.returns: list[float] = []
-
-
-def evaluate_weights(
-    profile: NodeProfile,
-    weights: Sequence[np.ndarray],
-    norm: NormStats,
-    config: LocalConfig,
-    seeds: Sequence[int],
-) -> dict[str, float]:
-    """The deterministic policy of ``weights`` on the node's twin (unshaped, ``horizon_h``)
-    over ``seeds``: mean episode ``return`` (the env's reward), ``objective`` Z, ``violation``
-    and the mean of each KPI of :mod:`envs.kpi` (``cost``, ``energy_kwh``, ...)."""
-    import gymnasium
-
-    from agents.evaluation import evaluate
-
-    if not seeds:
-        raise ValueError("evaluate_weights needs at least one seed")
-    policy = policy_from_weights(weights, norm, config)
-    log = _ReturnLog()
-
-    class Returns(gymnasium.Wrapper):
-        def reset(self, **kwargs: Any) -> Any:
-            self.total = 0.0
-            return self.env.reset(**kwargs)
-
-        def step(self, action: Any) -> Any:
-            result = self.env.step(action)
-            self.total += float(result[1])
-            if result[2] or result[3]:
-                log.returns.append(self.total)
-            return result
-
-    env = Returns(make_node_env(profile, horizon_h=config.horizon_h))
-    try:
-        results = evaluate(env, {"federated": policy}, seeds, record_first=False)["federated"]
-    finally:
-        env.close()
-    out = {
-        "return": float(np.mean(log.returns)),
-        "objective": float(np.mean([r.objective for r in results])),
-        "violation": float(np.mean([r.violation for r in results])),
-        "episodes": float(len(results)),
-    }
-    for key in results[0].kpis:
-        value = np.mean([float(r.kpis[key]) for r in results])
-        if math.isfinite(value):
-            out[key] = float(value)
-    return out
-
-
-def export_policy(
-    weights: Sequence[np.ndarray], norm: NormStats, config: LocalConfig, path: str | Path
-) -> Path:
-    """Write the policy of ``weights`` with normalisation ``norm`` as the file
-    :class:`agents.exported.ExportedPolicy` loads (``twinfactory-policy/1``), atomically,
-    through :func:`agents.exported.export` itself."""
-    from stable_baselines3.common.vec_env import VecNormalize
-
-    from agents.exported import export
-
-    env = _vec_env(None, config, shaped=False)
-    try:
-        model = _model(config, env, config.seed)
-        _set_weights(model.policy, weights)
-        with tempfile.TemporaryDirectory(prefix="twinfactory-export-") as folder:
-            model_path = Path(folder) / "model.zip"
-            model.save(model_path)
-            statistics = None
-            if config.normalize_observations:
-                stats = VecNormalize(
-                    env, norm_obs=True, norm_reward=False, clip_obs=OBS_CLIP, epsilon=OBS_EPSILON
-                )
-                stats.obs_rms = norm.to_running_mean_std()
-                statistics = Path(folder) / "vecnormalize.pkl"
-                stats.save(str(statistics))
-            return export(
-                model_path,
-                path,
-                normalization_path=statistics,
-                env_id="twinfactory/ProductionLine-v0",
-                scenario=config.scenario,
-            )
-    finally:
-        env.close()
