@@ -5,8 +5,9 @@ demand, tariff, ambient) — and only weight updates, step counts and observatio
 leave it. Split as Flower's own examples are:
 
 - :mod:`federation.profiles` — node profiles (``configs/federation/``) and the node's twin;
-- :mod:`federation.task` — the policy network, local PPO training and evaluation on a node's
-  twin, the policy export (``agents.exported`` format);
+- :mod:`federation.task` — local PPO training on a node's twin and the public entry points;
+  :mod:`federation.weights` — the policy network and its weights; :mod:`federation.evaluation`
+  — evaluation on a node's twin and the policy export (``agents.exported`` format);
 - :mod:`federation.normalisation` — observation statistics, merged exactly (not averaged);
 - :mod:`federation.updates` — screening of nodes' updates (shape, dtype, NaN/inf, norm);
 - :mod:`federation.strategies` — Flower's FedAvg / FedProx / FedAvgM / FedAdam / FedMedian /
@@ -15,7 +16,9 @@ leave it. Split as Flower's own examples are:
   (``[tool.flwr.app.components]`` in pyproject.toml); :mod:`federation.app_config` — the run
   configuration; :mod:`federation.records` — CSV, PNG, TensorBoard, checkpoint;
 - :mod:`federation.certificates` / :mod:`federation.deployment` — TLS certificates and node
-  keys; a SuperLink and SuperNodes started as processes on this machine.
+  keys; a SuperLink and SuperNodes started as processes on this machine
+  (:mod:`federation.daemons` runs the processes, :mod:`federation.flwr_cli` talks to the
+  SuperLink).
 
 Names are imported from their submodule on first use, so ``import federation`` loads neither
 flwr nor torch.
