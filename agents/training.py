@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agents.config import TrainConfig
 from agents.env_factory import make_env, make_eval_env, make_vec_env
@@ -82,10 +82,84 @@ def set_action_log_std(model: PPO, pattern: tuple[float, ...]) -> None:
         log_std.copy_(values.expand_as(log_std))
 
 
+class PpoSettings(Protocol):
+    """The PPO settings :func:`build_ppo` reads (:class:`TrainConfig` has them, and so has the
+    federation's ``LocalConfig``); read-only, as frozen configs are."""
+
+    @property
+    def learning_rate(self) -> float: ...
+
+    @property
+    def n_steps(self) -> int: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def n_epochs(self) -> int: ...
+
+    @property
+    def gamma(self) -> float: ...
+
+    @property
+    def gae_lambda(self) -> float: ...
+
+    @property
+    def clip_range(self) -> float: ...
+
+    @property
+    def ent_coef(self) -> float: ...
+
+    @property
+    def use_sde(self) -> bool: ...
+
+    @property
+    def sde_sample_freq(self) -> int: ...
+
+    @property
+    def net_arch(self) -> tuple[int, ...]: ...
+
+    @property
+    def log_std_init(self) -> float: ...
+
+    @property
+    def action_log_std(self) -> tuple[float, ...]: ...
+
+
+def build_ppo(
+    settings: PpoSettings, env: Any, *, seed: int, tensorboard_log: str | None = None
+) -> PPO:
+    """The one construction of SB3's PPO (``MlpPolicy``, CPU) from the recipe's settings,
+    seeded by ``seed``, with the recipe's initial action log std applied."""
+    from stable_baselines3 import PPO
+
+    model = PPO(
+        "MlpPolicy",
+        env,
+        learning_rate=settings.learning_rate,
+        n_steps=settings.n_steps,
+        batch_size=settings.batch_size,
+        n_epochs=settings.n_epochs,
+        gamma=settings.gamma,
+        gae_lambda=settings.gae_lambda,
+        clip_range=settings.clip_range,
+        ent_coef=settings.ent_coef,
+        use_sde=settings.use_sde,
+        sde_sample_freq=settings.sde_sample_freq,
+        policy_kwargs={"net_arch": list(settings.net_arch), "log_std_init": settings.log_std_init},
+        seed=seed,
+        device="cpu",
+        tensorboard_log=tensorboard_log,
+        verbose=0,
+    )
+    if settings.action_log_std:
+        set_action_log_std(model, settings.action_log_std)
+    return model
+
+
 def _new_model(config: TrainConfig, run: Run, env: Any) -> PPO:
     """A fresh PPO model on ``env`` (normalised as configured), warm-started by imitation when
     configured; writes the run's config.toml."""
-    from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import VecNormalize
 
     if config.normalize_observations or config.normalize_rewards:
@@ -96,27 +170,7 @@ def _new_model(config: TrainConfig, run: Run, env: Any) -> PPO:
             gamma=config.gamma,
         )
     write_toml(config, run.config)
-    model = PPO(
-        "MlpPolicy",
-        env,
-        learning_rate=config.learning_rate,
-        n_steps=config.n_steps,
-        batch_size=config.batch_size,
-        n_epochs=config.n_epochs,
-        gamma=config.gamma,
-        gae_lambda=config.gae_lambda,
-        clip_range=config.clip_range,
-        ent_coef=config.ent_coef,
-        use_sde=config.use_sde,
-        sde_sample_freq=config.sde_sample_freq,
-        policy_kwargs={"net_arch": list(config.net_arch), "log_std_init": config.log_std_init},
-        seed=config.seed,
-        device="cpu",
-        tensorboard_log=str(run.tensorboard),
-        verbose=0,
-    )
-    if config.action_log_std:
-        set_action_log_std(model, config.action_log_std)
+    model = build_ppo(config, env, seed=config.seed, tensorboard_log=str(run.tensorboard))
     if config.pretrain_policy:
         from agents.pretraining import pretrain
 

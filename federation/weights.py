@@ -74,32 +74,11 @@ def build_model(config: LocalConfig, env: Any, seed: int) -> PPO:
     """SB3's PPO with ``MlpPolicy`` on ``env`` as ``config`` says (CPU, one torch thread),
     seeded by ``seed``; the action log std set as the recipe says."""
     import torch
-    from stable_baselines3 import PPO
+
+    from agents.training import build_ppo
 
     torch.set_num_threads(1)
-    model = PPO(
-        "MlpPolicy",
-        env,
-        learning_rate=config.learning_rate,
-        n_steps=config.n_steps,
-        batch_size=config.batch_size,
-        n_epochs=config.n_epochs,
-        gamma=config.gamma,
-        gae_lambda=config.gae_lambda,
-        clip_range=config.clip_range,
-        ent_coef=config.ent_coef,
-        use_sde=config.use_sde,
-        sde_sample_freq=config.sde_sample_freq,
-        policy_kwargs={"net_arch": list(config.net_arch), "log_std_init": config.log_std_init},
-        seed=seed,
-        device="cpu",
-        verbose=0,
-    )
-    if config.action_log_std:
-        from agents.training import set_action_log_std
-
-        set_action_log_std(model, config.action_log_std)
-    return model
+    return build_ppo(config, env, seed=seed)
 
 
 def get_weights(policy: Any) -> list[np.ndarray]:
