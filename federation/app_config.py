@@ -9,12 +9,14 @@ Flower's kebab-case; :class:`AppConfig` holds them checked, with errors naming t
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from envs.seeding import held_out_seeds
+from federation.privacy import DP_MODES, DP_STRATEGIES
 from federation.strategies import STRATEGIES
 from federation.task import LocalConfig
 
@@ -43,9 +45,14 @@ RUN_CONFIG_DEFAULTS: dict[str, str | int | float | bool] = {
     "out-dir": "runs/federation",
     "resume": True,
     "tensorboard": True,
+    "dp": "off",
+    "dp-noise-multiplier": 1.0,
+    "dp-clipping-norm": 1.0,
+    "dp-delta": 1e-5,
 }
 """The run configuration's keys and defaults, as in ``pyproject.toml``
-(``server-lr`` 0 = the strategy's default; ``held-out`` "" = no held-out evaluation)."""
+(``server-lr`` 0 = the strategy's default; ``held-out`` "" = no held-out evaluation; ``dp``
+off | server | client, :mod:`federation.privacy`)."""
 
 
 class RunConfigError(ValueError):
@@ -78,6 +85,10 @@ class AppConfig:
     out_dir: str = "runs/federation"
     resume: bool = True
     tensorboard: bool = True
+    dp: str = "off"
+    dp_noise_multiplier: float = 1.0
+    dp_clipping_norm: float = 1.0
+    dp_delta: float = 1e-5
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -93,6 +104,15 @@ class AppConfig:
             ("max-norm-ratio", self.max_norm_ratio > 1.0, "> 1"),
             ("round-timeout", self.round_timeout > 0.0, "> 0 s"),
             ("eval-seeds", self.eval_seeds >= 1, ">= 1"),
+            ("dp", self.dp in DP_MODES, f"one of {', '.join(DP_MODES)}"),
+            (
+                "dp",
+                self.dp == "off" or self.strategy.lower() in DP_STRATEGIES,
+                f"'off' with strategy {self.strategy!r} (DP wraps {', '.join(DP_STRATEGIES)})",
+            ),
+            ("dp-noise-multiplier", 0.0 <= self.dp_noise_multiplier < math.inf, ">= 0, finite"),
+            ("dp-clipping-norm", 0.0 < self.dp_clipping_norm < math.inf, "> 0, finite"),
+            ("dp-delta", 0.0 < self.dp_delta < 1.0, "in (0, 1)"),
         ]
         for key, ok, allowed in checks:
             if not ok:

@@ -15,6 +15,12 @@ updates, step counts, this round's observation statistics and metrics leave the 
   node's twin over the held-out evaluation seeds; replies ``metrics`` (``num-examples`` = the
   number of episodes, ``return``, ``objective``, KPIs) and ``node`` (``node-name``).
 
+Client-side DP clipping (``dp = "client"``, :mod:`federation.privacy`): when the train
+message's config carries Flower's ``clipping_norm`` (sent by
+``DifferentialPrivacyClientSideFixedClipping``), the reply goes through Flower's
+``fixedclipping_mod``, which clips the update (new − global weights) to that L2 norm before it
+leaves the node; without it the reply is unchanged.
+
 ``--node-config 'poison="nan"'`` (or ``"scale"``, ``"shape"``) makes the node send a broken
 update on purpose, to test the server's screening; never set it on a real node.
 """
@@ -22,11 +28,14 @@ update on purpose, to test the server's screening; never set it on a real node.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
+from flwr.clientapp.mod import fixedclipping_mod
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from federation.app_config import AppConfig
 from federation.normalisation import NormStats
@@ -34,7 +43,15 @@ from federation.profiles import NodeProfile, load_node_profile
 from federation.strategies import NORM_KEY, norm_from_config, norm_to_config
 from federation.task import evaluate_weights, train_locally
 
-__all__ = ["POISON_MODES", "STATE_KEY", "app", "node_profile", "poison_update", "round_seed"]
+__all__ = [
+    "POISON_MODES",
+    "STATE_KEY",
+    "app",
+    "clip_if_requested",
+    "node_profile",
+    "poison_update",
+    "round_seed",
+]
 
 STATE_KEY = "local-state"
 """Key of the ConfigRecord in ``Context.state`` that holds ``LocalResult.state`` (bytes)."""
@@ -106,9 +123,25 @@ def _metrics(values: dict[str, float], weight: float) -> MetricRecord:
     return MetricRecord(record)
 
 
+def clip_if_requested(
+    msg: Message, context: Context, call_next: Callable[[Message, Context], Message]
+) -> Message:
+    """A mod: ``fixedclipping_mod`` around ``call_next`` when the message's config has
+    ``clipping_norm`` (client-side DP), else ``call_next`` alone."""
+    config = msg.content.config_records.get("config")
+    if config is not None and KEY_CLIPPING_NORM in config:
+        return fixedclipping_mod(msg, context, call_next)
+    return call_next(msg, context)
+
+
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """One round of local PPO from the global weights; see the module docstring."""
+    """One round of local PPO from the global weights, the update clipped when the server
+    asks for client-side DP; see the module docstring."""
+    return clip_if_requested(msg, context, _train)
+
+
+def _train(msg: Message, context: Context) -> Message:
     profile = node_profile(context)
     settings = AppConfig.from_run_config(context.run_config)
     config = msg.content.config_records.get("config", ConfigRecord())

@@ -15,6 +15,12 @@ Each round (``num-rounds`` in the run config, see :mod:`federation.app_config`):
    into ``out-dir`` (:mod:`federation.records`); with ``resume`` on, a federation started again
    with the same ``out-dir`` continues after the last checkpointed round.
 
+With ``dp`` "server" or "client" (:mod:`federation.privacy`) the accepted updates are clipped
+to ``dp-clipping-norm`` and the average noised; the ε spent so far at ``dp-delta`` is logged
+after each round, written into ``rounds.csv`` (``epsilon``, ``epsilon_gdp``) and
+``privacy.json`` (read back on resume, so a resumed federation keeps counting) and reported in
+``summary.json``.
+
 At the end the global policy is exported (``policy.npz``) through
 :func:`federation.task.export_policy`: the file ``agents.exported.ExportedPolicy`` loads, the
 one the edge bridge runs. ``summary.json`` lists the rounds, nodes, rejections and wall times.
@@ -42,6 +48,7 @@ from flwr.supercore import log
 from envs.atomic import write_atomic
 from federation.app_config import AppConfig
 from federation.normalisation import NormStats
+from federation.privacy import PrivacyLedger
 from federation.records import Checkpoint, RoundLog, load_checkpoint, save_checkpoint
 from federation.strategies import NORM_KEY, ScreenedStrategy, make_strategy
 from federation.task import LocalConfig, evaluate_weights, export_policy, initial_weights
@@ -107,6 +114,19 @@ def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
     folder.mkdir(parents=True, exist_ok=True)
     local = config.local_config()
     done, weights, norm = _start(config, folder, local)
+    privacy = None
+    if config.dp != "off":
+        privacy = (
+            PrivacyLedger.load(folder, config.dp_delta) if done else PrivacyLedger(config.dp_delta)
+        )
+        if privacy.releases > done:  # released, then interrupted before the checkpoint
+            log(
+                WARNING,
+                "%s: %d DP releases for %d checkpointed rounds; all are counted",
+                folder,
+                privacy.releases,
+                done,
+            )
     strategy: ScreenedStrategy = make_strategy(
         config.strategy,
         min_nodes=config.min_nodes,
@@ -118,6 +138,10 @@ def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
         krum_malicious=config.krum_malicious,
         max_norm_ratio=config.max_norm_ratio,
         norm=norm,
+        dp=config.dp,
+        dp_noise_multiplier=config.dp_noise_multiplier,
+        dp_clipping_norm=config.dp_clipping_norm,
+        privacy=privacy,
     )
     held_out = None
     if config.held_out:
@@ -154,6 +178,10 @@ def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
             )
             strategy.aggregate_evaluate(server_round, evaluations)
             round_s = time.monotonic() - t0
+            spent: dict[str, float] = {}
+            if privacy is not None:
+                privacy.save(folder)
+                spent = {"epsilon": privacy.epsilon(), "epsilon_gdp": privacy.epsilon_gdp()}
             rejected = {r.node_name for r in strategy.rejections[rejected_before:]}
             for message in evaluations:
                 if message.has_error():
@@ -168,11 +196,14 @@ def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
                     accepted=int(name in trained),
                     rejected=int(name in rejected),
                     round_s=round_s,
+                    **spent,
                 )
             current = arrays.to_numpy_ndarrays()
             if held_out is not None:
                 values = evaluate_weights(held_out, current, global_norm, local, seeds)
-                records.add(server_round, held_out.name, "held-out", values, round_s=round_s)
+                records.add(
+                    server_round, held_out.name, "held-out", values, None, round_s=round_s, **spent
+                )
             save_checkpoint(folder, Checkpoint(server_round, current, global_norm, config.strategy))
             records.write()
             round_times.append(time.monotonic() - t0)
@@ -207,6 +238,17 @@ def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
         "wall_s": time.monotonic() - started,
         "policy": str(policy),
         "norm_count": final.norm.count,
+        "dp": None
+        if privacy is None
+        else {
+            "mode": config.dp,
+            "noise_multiplier": config.dp_noise_multiplier,
+            "clipping_norm": config.dp_clipping_norm,
+            "delta": privacy.delta,
+            "releases": privacy.releases,
+            "epsilon": privacy.epsilon(),
+            "epsilon_gdp": privacy.epsilon_gdp(),
+        },
     }
     write_atomic(folder / "summary.json", json.dumps(summary, indent=2))
     log(INFO, "federation done: %d rounds, policy exported to %s", final.server_round, policy)

@@ -23,6 +23,17 @@ The wrapper, around whichever of these:
   others); a rejected update is logged with the node id and reason and left out before the
   inner strategy aggregates — it is never averaged in (nor seen by Krum or the median).
 
+Differential privacy (``dp``, :mod:`federation.privacy`): with ``dp="server"`` the inner
+strategy (FedAvg or FedProx only) is wrapped in Flower's
+``DifferentialPrivacyServerSideFixedClipping``, with ``dp="client"`` in
+``DifferentialPrivacyClientSideFixedClipping`` (the nodes clip, ``fixedclipping_mod``). The
+order is screening → clipping → averaging → noise: updates are screened as the nodes sent them
+(clipping would hide a scaled update's norm), only the accepted ones reach the DP wrapper, whose
+noise is calibrated to their number each round, and each release is entered in the
+:class:`federation.privacy.PrivacyLedger` with its effective noise multiplier. With client-side
+clipping the screening also rejects an update whose norm exceeds the clipping norm (a node that
+did not clip). The normalisation statistics are merged as without DP (they are not noised).
+
 Strategy state that lives on the server (FedAvgM's momentum, FedAdam's moments) is not
 checkpointed: a resumed federation restarts it from zero.
 """
@@ -39,6 +50,8 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.exception import InconsistentMessageReplies
 from flwr.serverapp.strategy import (
+    DifferentialPrivacyClientSideFixedClipping,
+    DifferentialPrivacyServerSideFixedClipping,
     FedAdam,
     FedAvg,
     FedAvgM,
@@ -48,9 +61,11 @@ from flwr.serverapp.strategy import (
     Krum,
     Strategy,
 )
+from flwr.serverapp.strategy.dp_fixed_clipping import DifferentialPrivacyFixedClippingBase
 from flwr.supercore import log
 
 from federation.normalisation import NormStats, merge_norm_stats
+from federation.privacy import DP_MODES, DP_STRATEGIES, PrivacyLedger, effective_noise_multiplier
 from federation.updates import check_update
 
 __all__ = [
@@ -128,6 +143,15 @@ def _update_norm(weights: list[np.ndarray], reference: list[np.ndarray]) -> floa
     return float(np.sqrt(total)) if np.isfinite(total) else None
 
 
+def _num_examples(message: Message) -> float:
+    """A reply's ``num-examples`` (its weight in the average; screening checked it is a
+    positive number), 1 if it has no metrics."""
+    if not message.content.metric_records:
+        return 1.0
+    value = next(iter(message.content.metric_records.values())).get("num-examples", 1.0)
+    return float(value) if isinstance(value, int | float) else 1.0
+
+
 def _common_metrics(messages: list[Message]) -> None:
     """Keep only the metric keys every reply has (Flower refuses to aggregate otherwise; a
     node whose episodes did not end this round has no training return, say)."""
@@ -149,7 +173,9 @@ class ScreenedStrategy(Strategy):
     """A Flower strategy with update screening and federated normalisation statistics (see
     the module docstring). ``norm`` is the global statistics (None until a node reports);
     ``rejections`` every update left out so far; ``last_train_replies`` the accepted train
-    replies of the latest round (for per-node logging)."""
+    replies of the latest round (for per-node logging). When ``inner`` is one of Flower's DP
+    fixed-clipping wrappers, ``privacy`` is the ledger its releases are entered in and
+    ``clip_bound`` (client-side clipping) the norm above which an update is rejected."""
 
     def __init__(
         self,
@@ -158,10 +184,20 @@ class ScreenedStrategy(Strategy):
         norm: NormStats | None = None,
         max_norm_ratio: float = DEFAULT_MAX_NORM_RATIO,
         arrayrecord_key: str = "arrays",
+        privacy: PrivacyLedger | None = None,
     ) -> None:
         if max_norm_ratio <= 1.0:
             raise ValueError(f"max_norm_ratio must be > 1, got {max_norm_ratio}")
         self.inner = inner
+        self.dp = inner if isinstance(inner, DifferentialPrivacyFixedClippingBase) else None
+        if self.dp is not None and privacy is None:
+            raise ValueError("a DP strategy needs a PrivacyLedger to account its releases")
+        self.privacy = privacy if self.dp is not None else None
+        self.clip_bound = (
+            self.dp.clipping_norm
+            if isinstance(self.dp, DifferentialPrivacyClientSideFixedClipping)
+            else None
+        )
         self.norm = norm
         self.max_norm_ratio = max_norm_ratio
         self.arrayrecord_key = arrayrecord_key
@@ -230,6 +266,14 @@ class ScreenedStrategy(Strategy):
                 reason = check_update(
                     candidate, reference, max_norm_ratio=self.max_norm_ratio, others_norms=others
                 )
+                norm = norms.get(index)
+                bound = self.clip_bound
+                over = bound is not None and norm is not None and norm > bound * (1.0 + 1e-4)
+                if reason is None and over:
+                    reason = (
+                        f"update norm {norm:.6g} exceeds the clipping norm "
+                        f"{bound:g}: the node did not clip"
+                    )
             if reason is None and message.content.metric_records:
                 metrics = next(iter(message.content.metric_records.values()))
                 steps = metrics.get("num-examples")
@@ -265,7 +309,10 @@ class ScreenedStrategy(Strategy):
             self.inner.aggregate_train(server_round, kept)  # logs the errors
             return None, None
         _common_metrics(kept)
-        arrays, metrics = self.inner.aggregate_train(server_round, kept)
+        if self.dp is not None:
+            arrays, metrics = self._aggregate_private(server_round, kept, accepted)
+        else:
+            arrays, metrics = self.inner.aggregate_train(server_round, kept)
         round_stats: list[NormStats] = []
         for message in accepted:
             record = message.content.config_records.get(NORM_KEY)
@@ -301,6 +348,37 @@ class ScreenedStrategy(Strategy):
                 )
         return arrays, metrics
 
+    def _aggregate_private(
+        self, server_round: int, kept: list[Message], accepted: list[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """Clip, average and noise the accepted updates through the DP wrapper, its noise
+        calibrated to their number, and enter the release in the ledger."""
+        assert self.dp is not None and self.privacy is not None
+        for message in kept:
+            if message.has_error():  # the wrapper would skip the round for an error reply
+                log(
+                    WARNING,
+                    "round %d: node %d failed, left out: %s",
+                    server_round,
+                    message.metadata.src_node_id,
+                    message.error,
+                )
+        self.dp.num_sampled_clients = len(accepted)
+        arrays, metrics = self.dp.aggregate_train(server_round, accepted)
+        if arrays is not None:
+            weights = [_num_examples(message) for message in accepted]
+            self.privacy.record(effective_noise_multiplier(self.dp.noise_multiplier, weights))
+            log(
+                20,
+                "round %d: DP release %d, epsilon = %.4g (exact %.4g) at delta = %g",
+                server_round,
+                self.privacy.releases,
+                self.privacy.epsilon(),
+                self.privacy.epsilon_gdp(),
+                self.privacy.delta,
+            )
+        return arrays, metrics
+
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
@@ -334,13 +412,29 @@ def make_strategy(
     krum_malicious: int = 0,
     max_norm_ratio: float = DEFAULT_MAX_NORM_RATIO,
     norm: NormStats | None = None,
+    dp: str = "off",
+    dp_noise_multiplier: float = 1.0,
+    dp_clipping_norm: float = 1.0,
+    dp_delta: float = 1e-5,
+    privacy: PrivacyLedger | None = None,
 ) -> ScreenedStrategy:
     """The named Flower strategy (``STRATEGIES``), wrapped in ScreenedStrategy.
 
     ``min_nodes`` is set explicitly as ``min_train_nodes`` and ``min_evaluate_nodes`` (Flower's
     default of 2 is not assumed); ``min_available_nodes`` defaults to it. ``fraction_train``
     < 1 samples part of the nodes each round (partial participation). ``server_lr`` is
-    FedAvgM's server learning rate (default 1) or FedAdam's eta (default 0.01)."""
+    FedAvgM's server learning rate (default 1) or FedAdam's eta (default 0.01).
+
+    ``dp`` "server" or "client" wraps the strategy (fedavg or fedprox) in Flower's DP
+    fixed-clipping wrapper with ``dp_noise_multiplier`` and ``dp_clipping_norm``; its releases
+    are entered in ``privacy`` (a new ledger at ``dp_delta`` if None; pass the saved one when
+    resuming)."""
+    if dp not in DP_MODES:
+        raise ValueError(f"dp must be one of {', '.join(DP_MODES)}, got {dp!r}")
+    if dp != "off" and name.lower() not in DP_STRATEGIES:
+        raise ValueError(
+            f"dp={dp!r} needs an averaging strategy ({', '.join(DP_STRATEGIES)}), got {name!r}"
+        )
     if min_nodes < 1:
         raise ValueError(f"min_nodes must be >= 1, got {min_nodes}")
     common: dict[str, Any] = {
@@ -374,4 +468,12 @@ def make_strategy(
         inner = Krum(**common, num_malicious_nodes=krum_malicious)
     else:
         raise ValueError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
-    return ScreenedStrategy(inner, norm=norm, max_norm_ratio=max_norm_ratio)
+    if dp != "off":
+        wrapper = (
+            DifferentialPrivacyServerSideFixedClipping
+            if dp == "server"
+            else DifferentialPrivacyClientSideFixedClipping
+        )
+        inner = wrapper(inner, dp_noise_multiplier, dp_clipping_norm, min_nodes)
+        privacy = privacy if privacy is not None else PrivacyLedger(dp_delta)
+    return ScreenedStrategy(inner, norm=norm, max_norm_ratio=max_norm_ratio, privacy=privacy)
