@@ -15,6 +15,7 @@ leave it. Split as Flower's own examples are:
 - :mod:`federation.client_app` / :mod:`federation.server_app` — the ClientApp and ServerApp
   (``[tool.flwr.app.components]`` in pyproject.toml); :mod:`federation.app_config` — the run
   configuration; :mod:`federation.records` — CSV, PNG, TensorBoard, checkpoint;
+  :mod:`federation.privacy` — ε of the Gaussian mechanism over rounds (differential privacy);
 - :mod:`federation.certificates` / :mod:`federation.deployment` — TLS certificates and node
   keys; a SuperLink and SuperNodes started as processes on this machine
   (:mod:`federation.daemons` runs the processes, :mod:`federation.flwr_cli` talks to the
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from federation.deployment import LocalDeployment, NodeSpec
     from federation.evaluation import evaluate_weights, export_policy
     from federation.normalisation import NormStats, merge_norm_stats
+    from federation.privacy import PrivacyLedger, gdp_epsilon, rdp_epsilon
     from federation.profiles import (
         HELD_OUT_NODE,
         TRAINING_NODES,
@@ -61,6 +63,7 @@ _SOURCES = {
         "load_node_profile",
         "node_scenario",
     ),
+    "federation.privacy": ("PrivacyLedger", "gdp_epsilon", "rdp_epsilon"),
     "federation.server_app": ("run_federation",),
     "federation.strategies": ("STRATEGIES", "ScreenedStrategy", "make_strategy"),
     "federation.task": ("LocalConfig", "LocalResult", "train_locally"),
@@ -81,16 +84,19 @@ __all__ = [
     "NodeProfile",
     "NodeSpec",
     "NormStats",
+    "PrivacyLedger",
     "ScreenedStrategy",
     "check_update",
     "evaluate_weights",
     "export_policy",
+    "gdp_epsilon",
     "generate_credentials",
     "initial_weights",
     "load_node_profile",
     "make_strategy",
     "merge_norm_stats",
     "node_scenario",
+    "rdp_epsilon",
     "run_federation",
     "train_locally",
 ]

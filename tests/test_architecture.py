@@ -132,7 +132,7 @@ def test_the_cycle_finder_finds_a_circle():
 
 def test_importing_the_packages_stays_light():
     code = (
-        "import sys, envs, agents, optimizers, fmus\n"
+        "import sys, envs, agents, optimizers, fmus, federation\n"
         "heavy = [m for m in ('torch', 'stable_baselines3', 'pymoo', 'fmpy', 'optuna') "
         "if m in sys.modules]\n"
         "print(','.join(heavy))"
@@ -143,7 +143,7 @@ def test_importing_the_packages_stays_light():
     assert result.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("package", ["envs", "agents", "optimizers"])
+@pytest.mark.parametrize("package", ["envs", "agents", "optimizers", "federation"])
 def test_every_exported_name_resolves(package):
     module = __import__(package)
     for name in module.__all__:
