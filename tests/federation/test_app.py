@@ -11,8 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
-from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
+from flwr.app import ArrayRecord, ConfigRecord, RecordDict
 
 from federation.app_config import RUN_CONFIG_DEFAULTS, AppConfig, RunConfigError
 from federation.certificates import generate_credentials, load_credentials
@@ -20,46 +19,16 @@ from federation.client_app import poison_update, round_seed
 from federation.deployment import node_config_argument
 from federation.normalisation import NormStats, merge_norm_stats
 from federation.records import Checkpoint, RoundLog, load_checkpoint, save_checkpoint
-from federation.strategies import STRATEGIES, make_strategy, norm_from_config, norm_to_config
+from federation.strategies import STRATEGIES, make_strategy, norm_from_config
+from tests.federation.messages import NodeGrid, task_identity, train_reply  # noqa: F401
 
 GLOBAL = [np.zeros((3, 2), np.float32), np.zeros(4, np.float32)]
 
 
-class _Grid:
-    """The part of flwr's Grid a strategy's configure_* uses."""
-
-    def __init__(self, nodes):
-        self.nodes = nodes
-
-    def get_node_ids(self):
-        return list(self.nodes)
-
-
-@pytest.fixture(autouse=True)
-def _task_identity():
-    # Messages take their run id from the process's task identity (set by Flower in a run).
-    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 1
-    yield
-
-
-def _reply(instruction, weights, steps, node, norm=None, **metrics):
-    content = RecordDict(
-        {
-            "arrays": ArrayRecord(weights),
-            "metrics": MetricRecord({"num-examples": steps, **metrics}),
-            "norm": ConfigRecord(
-                {
-                    **norm_to_config(norm or NormStats(np.ones(2), np.ones(2), 10.0)),
-                    "node-name": node,
-                }
-            ),
-        }
-    )
-    return Message(content=content, reply_to=instruction)
-
-
 def _round(strategy, nodes=(11, 12, 13)):
-    messages = list(strategy.configure_train(1, ArrayRecord(GLOBAL), ConfigRecord(), _Grid(nodes)))
+    messages = list(
+        strategy.configure_train(1, ArrayRecord(GLOBAL), ConfigRecord(), NodeGrid(nodes))
+    )
     return {m.metadata.dst_node_id: m for m in messages}
 
 
@@ -76,8 +45,8 @@ def test_fedavg_weights_by_local_steps_and_merges_norm_stats_exactly():
     a = NormStats(np.array([1.0, 2.0]), np.array([1.0, 4.0]), 30.0)
     b = NormStats(np.array([3.0, 0.0]), np.array([2.0, 1.0]), 10.0)
     replies = [
-        _reply(sent[11], _update(1.0), 300, "node-1", a, loss=1.0),
-        _reply(sent[12], _update(3.0), 100, "node-2", b, loss=3.0),
+        train_reply(sent[11], _update(1.0), 300, "node-1", a, loss=1.0),
+        train_reply(sent[12], _update(3.0), 100, "node-2", b, loss=3.0),
     ]
     arrays, metrics = strategy.aggregate_train(1, replies)
     merged = arrays.to_numpy_ndarrays()
@@ -96,9 +65,9 @@ def test_a_poisoned_update_is_rejected_logged_and_left_out(mode, caplog):
     sent = _round(strategy)
     bad = poison_update(_update(0.5), mode)
     replies = [
-        _reply(sent[11], _update(1.0), 100, "node-1"),
-        _reply(sent[12], _update(2.0), 100, "node-2"),
-        _reply(sent[13], bad, 100, "node-3", NormStats(np.full(2, 1e6), np.ones(2), 1e6)),
+        train_reply(sent[11], _update(1.0), 100, "node-1"),
+        train_reply(sent[12], _update(2.0), 100, "node-2"),
+        train_reply(sent[13], bad, 100, "node-3", NormStats(np.full(2, 1e6), np.ones(2), 1e6)),
     ]
     with caplog.at_level("WARNING"):
         arrays, _ = strategy.aggregate_train(1, replies)
@@ -114,9 +83,9 @@ def test_robust_and_adaptive_strategies_aggregate_the_accepted_updates():
         strategy = make_strategy(name, min_nodes=3, trim_beta=0.2)
         sent = _round(strategy)
         replies = [
-            _reply(sent[11], _update(1.0), 100, "node-1"),
-            _reply(sent[12], _update(2.0), 100, "node-2"),
-            _reply(sent[13], _update(2.5), 100, "node-3"),
+            train_reply(sent[11], _update(1.0), 100, "node-1"),
+            train_reply(sent[12], _update(2.0), 100, "node-2"),
+            train_reply(sent[13], _update(2.5), 100, "node-3"),
         ]
         arrays, _ = strategy.aggregate_train(1, replies)
         merged = arrays.to_numpy_ndarrays()
@@ -142,8 +111,8 @@ def test_metric_keys_a_node_lacks_are_left_out_not_fatal():
     strategy = make_strategy("fedavg", min_nodes=2)
     sent = _round(strategy, nodes=(11, 12))
     replies = [
-        _reply(sent[11], _update(1.0), 100, "node-1", train_return=-3.0, loss=1.0),
-        _reply(sent[12], _update(1.0), 100, "node-2", loss=2.0),
+        train_reply(sent[11], _update(1.0), 100, "node-1", train_return=-3.0, loss=1.0),
+        train_reply(sent[12], _update(1.0), 100, "node-2", loss=2.0),
     ]
     _, metrics = strategy.aggregate_train(1, replies)
     assert set(metrics) == {"loss"}

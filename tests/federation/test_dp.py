@@ -10,8 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
-from flwr.supercore.task_identity import TaskIdentity
+from flwr.app import ArrayRecord, ConfigRecord, Context, RecordDict
 
 from federation.app_config import AppConfig, RunConfigError
 from federation.client_app import clip_if_requested
@@ -22,45 +21,20 @@ from federation.privacy import (
     gdp_epsilon,
     rdp_epsilon,
 )
-from federation.strategies import make_strategy, norm_to_config
+from federation.strategies import make_strategy
+from tests.federation.messages import NodeGrid, task_identity, train_reply  # noqa: F401
 
 GLOBAL = [np.full((20, 25), 0.5, np.float32), np.zeros(500, np.float32)]
 CLIP = 2.0
 
 
-class _Grid:
-    def __init__(self, nodes):
-        self.nodes = nodes
-
-    def get_node_ids(self):
-        return list(self.nodes)
-
-
-@pytest.fixture(autouse=True)
-def _task_identity():
-    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 1
-    yield
-
-
 def _reply(instruction, weights, node, norm=None, steps=64):
-    content = RecordDict(
-        {
-            "arrays": ArrayRecord(weights),
-            "metrics": MetricRecord({"num-examples": steps}),
-            "norm": ConfigRecord(
-                {
-                    **norm_to_config(norm or NormStats(np.ones(2), np.ones(2), 10.0)),
-                    "node-name": node,
-                }
-            ),
-        }
-    )
-    return Message(content=content, reply_to=instruction)
+    return train_reply(instruction, weights, steps, node, norm)
 
 
 def _configure(strategy, server_round=1, nodes=(11, 12, 13)):
     messages = strategy.configure_train(
-        server_round, ArrayRecord(GLOBAL), ConfigRecord(), _Grid(nodes)
+        server_round, ArrayRecord(GLOBAL), ConfigRecord(), NodeGrid(nodes)
     )
     return {m.metadata.dst_node_id: m for m in messages}
 
