@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Debian packages the tests need, installed only when the command is missing. PostgreSQL's
 # initdb lives outside PATH on Debian (/usr/lib/postgresql/<major>/bin), so it is looked up there.
-SYSTEM_TOOLS := cmake:cmake
+SYSTEM_TOOLS := cmake:cmake mosquitto:mosquitto mosquitto_pub:mosquitto-clients
 # Test tools for the minimum-versions job (not themselves under test there).
 TEST_TOOLS := "pytest>=8,<10" "psycopg[binary]>=3.2,<4" "dask[distributed]>=2024.1,<2027"
 
