@@ -164,7 +164,10 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
             return float(min(1.0, (factor - 1.0) / (high - 1.0))) if high > 1.0 else 0.0
         return float(max(-1.0, (factor - 1.0) / (1.0 - low))) if low < 1.0 else 0.0
 
-    def _decode(self, action: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def decode_action(self, action: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(speed factors, maintenance requests, standby permissions) per machine that ``action``
+        asks for in the line's current state (the mapping of the class docstring); a wrong size,
+        NaN or (without ``clip_actions``) an out-of-range value raises ``ValueError``."""
         values = np.asarray(action, dtype=np.float64).reshape(-1)
         if values.shape != self.action_space.shape:
             raise ValueError(
@@ -193,7 +196,9 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
         maintenance = (triples[:, 1] > -1.0) & (wear >= 1.0 - triples[:, 1])
         return speed, maintenance, triples[:, 2] > 0.0
 
-    def _observe(self) -> np.ndarray:
+    def observation(self) -> np.ndarray:
+        """The observation of the line's current state (layout in the class docstring); the edge
+        bridge reads it from its synchronised twin."""
         line = self.line
         parts: list[np.ndarray | list[float]] = []
         for machine in line.machines:
@@ -240,7 +245,7 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
         self.ledger.reset()
         self._steps = 0
         self._needs_reset = False
-        return self._observe(), {"time_h": 0.0, "randomized": drawn}
+        return self.observation(), {"time_h": 0.0, "randomized": drawn}
 
     def _advance(
         self, action: ArrayLike
@@ -252,7 +257,7 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
                 if self._steps
                 else "call reset() before the first step()"
             )
-        speed, maintenance, standby = self._decode(action)
+        speed, maintenance, standby = self.decode_action(action)
         record, events = self.line.advance(speed, maintenance, standby)
         step_kpis = self.ledger.record(record)
         totals = self.ledger.totals
@@ -293,7 +298,7 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
         if truncated or "stopped_by" in info:  # the episode's end: Tmin over the whole episode
             missing = max(0.0, objective.throughput_min_per_h - totals.throughput_per_h)
             cost += self.throughput_penalty * missing * totals.hours
-        return self._observe(), -cost / self.reward_scale, "stopped_by" in info, truncated, info
+        return self.observation(), -cost / self.reward_scale, "stopped_by" in info, truncated, info
 
     def close(self) -> None:
         line = getattr(self, "line", None)
@@ -315,4 +320,4 @@ class ProductionLineMOEnv(ProductionLineEnv):
         """As :meth:`ProductionLineEnv.step`, with the reward vector (−ΔC, −ΔE, −ΔD)."""
         _, step_kpis, _, truncated, info = self._advance(action)
         reward = -np.array([step_kpis.cost, step_kpis.energy_kwh, step_kpis.downtime_h])
-        return self._observe(), reward, "stopped_by" in info, truncated, info
+        return self.observation(), reward, "stopped_by" in info, truncated, info

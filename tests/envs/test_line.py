@@ -218,7 +218,7 @@ def test_action_mapping_is_centred_on_nominal(day_env):
     day_env.reset(seed=0)
     machines = len(day_env.line.machines)
     for value, expected in ((0.0, 1.0), (1.0, 1.3), (-1.0, 0.7), (0.5, 1.15)):
-        speed, maintenance, standby = day_env._decode(np.tile([value, -0.1, 0.1], machines))
+        speed, maintenance, standby = day_env.decode_action(np.tile([value, -0.1, 0.1], machines))
         assert speed[0] == pytest.approx(expected)  # a mill: speed range [0.7, 1.3]
         assert not maintenance.any() and standby.all()
         assert day_env.speed_action(expected, 0) == pytest.approx(value)
@@ -237,7 +237,7 @@ def test_maintenance_is_a_wear_threshold(day_env):
     ):
         action = np.tile([0.0, -1.0, 0.0], len(machines))
         action[3 * mill + 1] = value
-        _, maintenance, _ = day_env._decode(action)
+        _, maintenance, _ = day_env.decode_action(action)
         assert maintenance[mill] == expected, value
         assert not maintenance[1:].any()
 
