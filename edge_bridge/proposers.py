@@ -2,7 +2,8 @@
 
 Either is one of
 
-- a heuristic by name (``naive``, ``fixed_interval``, ``condition_based``; :mod:`agents.heuristics`),
+- a heuristic by name (``naive``, ``fixed_interval``, ``condition_based``;
+  :mod:`agents.heuristics`),
 - an exported policy (``.npz``, :mod:`agents.exported`, numpy only: what an edge device runs) or a
   saved stable-baselines3 model (``.zip``) — loaded by :func:`agents.evaluation.load_policy`, the
   one loader every comparison uses,

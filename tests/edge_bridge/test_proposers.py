@@ -140,8 +140,6 @@ def test_an_optimiser_plan_proposes_its_speeds(twin_env, tmp_path):
     ranges = np.array([m.speed_range for m in twin_env.line.machines])
     low, high = ranges[:, 0], ranges[:, 1]
     tariff = plan.tariff_speed  # one multiplier is in force: the speeds are the plan's times it
-    assert any(
-        np.allclose(speeds, np.clip(plan.speed * m, low, high), atol=1e-6) for m in tariff
-    )
+    assert any(np.allclose(speeds, np.clip(plan.speed * m, low, high), atol=1e-6) for m in tariff)
     with pytest.raises(ProposerError, match="index must be a whole number below"):
         load_proposer(f"{json_path}#{len(front)}", twin_env)
