@@ -140,7 +140,8 @@ class AuditLog:
     def _where(
         filters: dict[str, Any], since: float | None, until: float | None
     ) -> tuple[str, list[Any]]:
-        clauses, values = [], []
+        clauses: list[str] = []
+        values: list[Any] = []
         for column, value in filters.items():
             if value is None:
                 continue

@@ -147,10 +147,8 @@ def _merge(*layers: Any) -> dict[str, Any]:
 
 
 def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        or (hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iuf")
+    return (isinstance(value, int | float) and not isinstance(value, bool)) or (
+        hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "iuf"
     )
 
 
@@ -302,13 +300,12 @@ class SafetyEnvelope:
         result = float(value)
         last = None if last_applied is None else last_applied.get("speed_factor")
         step = limits.speed_max_step
-        if step is not None and last is not None and _is_number(last) and math.isfinite(last):
-            if abs(result - float(last)) > step + 1e-12:
-                reason = (
-                    f"change {result - float(last):+.4g} from {float(last):.4g} exceeds ±{step}"
-                )
-                actions.append(EnvelopeAction(tag, mode, reason))
-                result = min(max(result, float(last) - step), float(last) + step)
+        known = last is not None and _is_number(last) and math.isfinite(float(last))
+        if step is not None and known and abs(result - float(last)) > step + 1e-12:
+            previous = float(last)
+            reason = f"change {result - previous:+.4g} from {previous:.4g} exceeds ±{step}"
+            actions.append(EnvelopeAction(tag, mode, reason))
+            result = min(max(result, previous - step), previous + step)
         if not (limits.speed_low <= result <= limits.speed_high):
             reason = f"{result:.4g} outside [{limits.speed_low}, {limits.speed_high}]"
             actions.append(EnvelopeAction(tag, mode, reason))

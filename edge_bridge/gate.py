@@ -298,9 +298,12 @@ class RolloutGate:
                 chosen.add(machine)
             elif index is not None and index <= step:
                 shift = self.config.cohorts[index].shift
-                if time_s is None or not shift:
-                    chosen.add(machine)
-                elif self._windows[shift].contains(self.hour_of_day(time_s)):
+                in_window = (
+                    time_s is None
+                    or not shift
+                    or self._windows[shift].contains(self.hour_of_day(time_s))
+                )
+                if in_window:
                     chosen.add(machine)
         return chosen
 
@@ -389,13 +392,13 @@ class RolloutGate:
         self.window = self.window[-self.config.min_intervals :]
         self.intervals_in_stage += 1
         change = self._window_change()
-        if self.stage in ("canary", "full") and change is not None:
-            if change > self.config.rollback_kpi_tolerance:
-                reasons.append(
-                    f"KPI regression: candidate Z {change:+.1%} vs incumbent over "
-                    f"{self.config.min_intervals} intervals (tolerance "
-                    f"{self.config.rollback_kpi_tolerance:.1%})"
-                )
+        regressed = change is not None and change > self.config.rollback_kpi_tolerance
+        if self.stage in ("canary", "full") and regressed:
+            reasons.append(
+                f"KPI regression: candidate Z {change:+.1%} vs incumbent over "
+                f"{self.config.min_intervals} intervals (tolerance "
+                f"{self.config.rollback_kpi_tolerance:.1%})"
+            )
         if reasons:
             return [self._roll_back("; ".join(reasons), evidence, None)]
         if upcoming is None:
