@@ -298,7 +298,7 @@ class SafetyEnvelope:
             actions.append(EnvelopeAction(tag, "reject", f"{value!r} is not a finite number"))
             return None
         result = float(value)
-        last = None if last_applied is None else last_applied.get("speed_factor")
+        last: Any = None if last_applied is None else last_applied.get("speed_factor")
         step = limits.speed_max_step
         known = last is not None and _is_number(last) and math.isfinite(float(last))
         if step is not None and known and abs(result - float(last)) > step + 1e-12:
