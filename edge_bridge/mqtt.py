@@ -113,7 +113,11 @@ class MqttClient:
         """Whether the broker resumed a stored session at the last connect."""
         self.last_refusal: str | None = None
         """The reason of the last refused connection attempt (e.g. 'Not authorized')."""
+        self.subscribe_refused: Counter[str] = Counter()
+        """Subscriptions the broker refused at connect, by filter (the ACL's read rules)."""
         self._handlers: dict[str, tuple[Handler, int]] = {}
+        self._subscribe_mid: int | None = None
+        self._subscribed_filters: list[str] = []
         self._connected = threading.Event()
         self._refused = threading.Event()
         self._started = False
@@ -141,13 +145,15 @@ class MqttClient:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         self._client = client
 
     # --- connection ----------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
-        """Whether the client holds an accepted connection now."""
+        """Whether the client holds an accepted connection now, with the subscriptions of the
+        handlers registered before the connect acknowledged by the broker."""
         return self._connected.is_set()
 
     def start(self) -> None:
@@ -231,11 +237,33 @@ class MqttClient:
             return
         self.connects += 1
         self.session_present = bool(flags.session_present)
-        if self._handlers:
-            client.subscribe(
-                [(f, SubscribeOptions(qos=qos)) for f, (_h, qos) in self._handlers.items()]
-            )
-        self._connected.set()
+        if not self._handlers:
+            self._connected.set()
+            return
+        # `connected` is set once the SUBACK is in: a caller that publishes after
+        # wait_connected() can rely on the subscriptions being in place at the broker
+        filters = list(self._handlers.items())
+        self._subscribed_filters = [f for f, _ in filters]
+        _result, self._subscribe_mid = client.subscribe(
+            [(f, SubscribeOptions(qos=qos)) for f, (_h, qos) in filters]
+        )
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        for topic_filter, reason in zip(self._subscribed_filters, reasons, strict=False):
+            if reason.is_failure:
+                self.subscribe_refused[topic_filter] += 1
+                logger.warning(
+                    "%s: subscription %s refused: %s", self.settings.client_id, topic_filter, reason
+                )
+        if mid == self._subscribe_mid:
+            self._connected.set()
 
     def _on_disconnect(
         self,

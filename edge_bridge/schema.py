@@ -234,7 +234,9 @@ class _Message:
                 kind, f"payload is not UTF-8 JSON ({error}); send a JSON object", "json"
             ) from None
         except ValueError as error:
-            raise _fail(kind, f"{error}; send null for a dropped value", "not_finite") from None
+            raise _fail(
+                kind, f"{error}; send finite numbers (null for a dropped signal)", "not_finite"
+            ) from None
         if not isinstance(data, dict):
             raise _fail(kind, f"payload must be a JSON object, got {type(data).__name__}", "json")
         schema = data.pop("schema", None)
