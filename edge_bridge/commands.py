@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from edge_bridge.store import Store
+from envs.config import setting
 
 __all__ = [
     "ACK_STATUSES",
@@ -44,6 +45,7 @@ __all__ = [
     "Command",
     "CommandLedger",
     "DedupWindow",
+    "LedgerConfig",
     "LedgerPoll",
     "idempotency_key",
 ]
@@ -54,6 +56,18 @@ FINAL_STATUSES = ("confirmed", "readback_mismatch", "expired", "rejected", "esca
 READBACK_TOLERANCE: dict[str, float] = {"speed_factor": 1e-3, "standby": 0.0}
 """Tags compared on read-back and their tolerance (engineering units; booleans exact).
 ``maintenance`` is a one-shot request, not a holding value, so it is not read back."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LedgerConfig:
+    """The ledger's settings (the ``[commands]`` table of ``configs/bridge/bridge.toml``)."""
+
+    ttl_s: float = setting(60.0, low=0.1, high=86_400.0, doc="command lifetime, s")
+    retry_after_s: float = setting(5.0, low=0.01, high=3_600.0, doc="re-send after, s")
+    max_attempts: int = setting(3, low=1, high=100, doc="sends before escalation")
+    readback_tolerance: dict[str, float] = setting(  # noqa: RUF009 (a field)
+        dict(READBACK_TOLERANCE), doc="tag = tolerance in the tag's unit"
+    )
 
 
 def idempotency_key(machine: str, decision_index: int, policy_version: str) -> str:
@@ -132,6 +146,23 @@ class CommandLedger:
                 command = Command.from_row(row)
                 self._by_id[command.command_id] = command
                 self._by_key[command.idempotency_key] = command.command_id
+
+    @classmethod
+    def from_config(
+        cls,
+        config: LedgerConfig,
+        *,
+        now: Callable[[], float] = time.time,
+        store: Store | None = None,
+    ) -> CommandLedger:
+        return cls(
+            ttl_s=config.ttl_s,
+            retry_after_s=config.retry_after_s,
+            max_attempts=config.max_attempts,
+            tolerances=config.readback_tolerance,
+            now=now,
+            store=store,
+        )
 
     # -- bookkeeping -------------------------------------------------------------------
     def _save(self, command: Command) -> Command:

@@ -3,10 +3,13 @@ equipment's dedup window."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from edge_bridge.commands import CommandLedger, DedupWindow, idempotency_key
+from edge_bridge.commands import CommandLedger, DedupWindow, LedgerConfig, idempotency_key
 from edge_bridge.store import Store
+from envs.config import ConfigError, from_mapping, read_toml
 
 SETPOINTS = {"speed_factor": 1.1, "standby": False, "maintenance": False}
 
@@ -167,3 +170,14 @@ def test_dedup_window_answers_duplicates_bounded_and_persistent(tmp_path):
     reopened.close()
     with pytest.raises(ValueError):
         DedupWindow(capacity=0)
+
+
+def test_ledger_config_from_the_example_bridge_toml():
+    root = Path(__file__).resolve().parents[2]
+    table = read_toml(root / "configs/bridge/bridge.toml")["commands"]
+    config = from_mapping(LedgerConfig, table, source="bridge.toml [commands]")
+    ledger = CommandLedger.from_config(config, now=Clock())
+    assert (ledger.ttl_s, ledger.max_attempts) == (60.0, 3)
+    assert ledger.tolerances == {"speed_factor": 0.001, "standby": 0.0}
+    with pytest.raises(ConfigError, match="max_attempts"):
+        from_mapping(LedgerConfig, {"max_attempts": 0}, source="bridge.toml [commands]")
