@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
 from asyncua import Client, ua
 from asyncua.client.ua_client import UaClientState
 
@@ -169,7 +170,7 @@ def _variant(tag: str, value: Any) -> ua.Variant:
             raise ValueError(f"{tag} must be a number, got {value!r}")
         return ua.Variant(float(value), kind)
     if kind == ua.VariantType.Boolean:
-        if type(value).__name__ not in ("bool", "bool_"):
+        if not isinstance(value, bool | np.bool_):
             raise ValueError(f"{tag} must be a bool, got {value!r}")
         return ua.Variant(bool(value), kind)
     if not isinstance(value, str):
@@ -178,7 +179,7 @@ def _variant(tag: str, value: Any) -> ua.Variant:
 
 
 def _value_of(data: ua.DataValue) -> Any:
-    """A read DataValue's Python value; NaN (Double) / None for a Bad status or no value."""
+    """A read DataValue's Python value; None for a Bad status (a dropped sample) or no value."""
     bad = data.StatusCode is not None and not data.StatusCode.is_good()
     if bad or data.Value is None or data.Value.Value is None:
         return None
@@ -347,9 +348,10 @@ class OpcUaAdapter:
             nodeclassmask=ua.NodeClass.Variable,
         )
         tags = {
-            _BROWSE_TO_TAG[ref.BrowseName.Name]: ref.NodeId.to_nodeid()
-            if hasattr(ref.NodeId, "to_nodeid")
-            else ref.NodeId
+            # browse answers ExpandedNodeIds; Read and Write take plain NodeIds
+            _BROWSE_TO_TAG[ref.BrowseName.Name]: ua.NodeId(
+                ref.NodeId.Identifier, ref.NodeId.NamespaceIndex
+            )
             for ref in references
             if ref.BrowseName.NamespaceIndex == self._namespace
             and ref.BrowseName.Name in _BROWSE_TO_TAG

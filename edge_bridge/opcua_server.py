@@ -50,6 +50,7 @@ import numpy as np
 from asyncua import Node, Server, ua
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.address_space import AddressSpace, AttributeService
+from asyncua.server.binary_server_asyncio import BinaryServer
 
 from envs.machines import MachineState
 
@@ -65,6 +66,7 @@ __all__ = [
     "Credentials",
     "EquipmentServer",
     "MachineSpec",
+    "free_port",
 ]
 
 NAMESPACE_URI = "urn:twinfactory:equipment"
@@ -169,6 +171,9 @@ class _UserManager:
         return None
 
 
+_SERVER_SIDE = User(role=UserRole.Admin)  # asyncua's default: writes made by the server itself
+
+
 class _RangeCheckedAttributeService(AttributeService):
     """asyncua's attribute service plus a ``BadOutOfRange`` check of Double writes against the
     node's ``EURange`` property; every other check stays asyncua's (access level, type)."""
@@ -178,12 +183,12 @@ class _RangeCheckedAttributeService(AttributeService):
         self.ranges: dict[ua.NodeId, ua.NodeId] = {}  # value node -> its EURange property
 
     async def write(
-        self, params: ua.WriteParameters, user: User = User(role=UserRole.Admin)
+        self, params: ua.WriteParameters, user: User = _SERVER_SIDE
     ) -> list[ua.StatusCode]:
         results: list[ua.StatusCode] = []
         for item in params.NodesToWrite:
             if self._out_of_range(item):
-                results.append(ua.StatusCode(ua.StatusCodes.BadOutOfRange))
+                results.append(ua.StatusCode(ua.UInt32(ua.StatusCodes.BadOutOfRange)))
                 continue
             single = ua.WriteParameters(NodesToWrite=[item])
             results.extend(await super().write(single, user=user))
@@ -295,6 +300,30 @@ class EquipmentServer:
         if server is not None:
             await server.stop()
 
+    async def stop_listening(self) -> None:
+        """Close every client connection and the listening socket, keeping the address space
+        (setpoints, measurements): the OPC UA endpoint goes down as in a gateway restart or a
+        network cut, while the controller keeps its values. :meth:`listen` brings it back."""
+        server = self._require_started()
+        if server.bserver is not None:
+            await server.bserver.stop()
+            server.bserver = None
+
+    async def listen(self) -> None:
+        """Listen again on the same port after :meth:`stop_listening` (no-op if listening)."""
+        server = self._require_started()
+        if server.bserver is not None:
+            return
+        bserver = BinaryServer(server.iserver, self.host, self.port, server.limits)
+        bserver.set_policies(server._policies)
+        await bserver.start()
+        server.bserver = bserver
+
+    def _require_started(self) -> Server:
+        if self._server is None:
+            raise RuntimeError("start the server first")
+        return self._server
+
     async def __aenter__(self) -> EquipmentServer:
         await self.start()
         return self
@@ -340,8 +369,7 @@ class EquipmentServer:
 
     # -- equipment side ---------------------------------------------------------------
     def _machine_nodes(self, machine: str) -> dict[str, Node]:
-        if self._server is None:
-            raise RuntimeError("start the server first")
+        self._require_started()
         if machine not in self._nodes:
             raise KeyError(f"unknown machine {machine!r}; the server has {sorted(self._nodes)}")
         return self._nodes[machine]
@@ -367,7 +395,7 @@ class EquipmentServer:
                 if math.isnan(value):
                     await nodes[kind].write_attribute(
                         ua.AttributeIds.Value,
-                        ua.DataValue(StatusCode=ua.StatusCode(DROPPED_SAMPLE)),
+                        ua.DataValue(StatusCode=ua.StatusCode(ua.UInt32(DROPPED_SAMPLE))),
                     )
                 else:
                     await nodes[kind].write_value(value, ua.VariantType.Double)

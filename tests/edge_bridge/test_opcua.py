@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 
+import numpy as np
 import pytest
 from asyncua import ua
 
@@ -17,7 +18,7 @@ from edge_bridge.opcua import (
     SyncOpcUaAdapter,
     UnknownMachineError,
 )
-from edge_bridge.opcua_server import Credentials, EquipmentServer, MachineSpec
+from edge_bridge.opcua_server import Credentials, EquipmentServer
 from envs.plant import Plant, load_plant_config
 
 USER = Credentials("bridge", "s3cret-bridge")
@@ -64,6 +65,9 @@ def test_setpoints_land_with_their_variant_types_and_read_back(loop, server):
     assert result.readback == {**setpoints, "version": "policy-7"}
     assert {r.code for r in result.tags.values()} == {"Good"}
     assert loop.run(server.setpoints("machining-2")) == {**setpoints, "version": "policy-7"}
+    numpy_values = {"speed_factor": np.float64(0.95), "standby": np.bool_(False)}
+    with SyncOpcUaAdapter(server.url, credentials=USER) as adapter:
+        assert adapter.write_setpoints("machining-2", numpy_values).confirmed
 
     async def stored_types():
         nodes = server._machine_nodes("machining-2")
@@ -143,32 +147,38 @@ def test_identity_is_checked(server):
         run(OpcUaAdapter(server.url, credentials=wrong, retry=quick).connect())
 
 
-def test_adapter_reconnects_after_a_server_restart(loop):
-    machines = [MachineSpec("press-1", (0.5, 1.5), has_vibration=False)]
-    first = EquipmentServer(machines)
-    loop.run(first.start())
+def test_adapter_reconnects_after_the_server_restarts(loop, server):
+    """The endpoint goes down (every connection closed) and comes back on the same port."""
+
+    async def on_server(coroutine):
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, loop.loop))
 
     async def scenario():
-        adapter = OpcUaAdapter(first.url, retry=RetryPolicy(attempts=20, first_delay_s=0.05))
-        assert (await adapter.write_setpoints("press-1", {"speed_factor": 1.2})).confirmed
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(first.stop(), loop.loop))
-        impatient = OpcUaAdapter(first.url, retry=RetryPolicy(attempts=2, first_delay_s=0.01))
-        with pytest.raises(OpcUaConnectionError, match="2 attempts"):
-            await impatient.connect()
-        second = EquipmentServer(machines, port=first.port)
-        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(second.start(), loop.loop))
+        adapter = OpcUaAdapter(
+            server.url, credentials=USER, retry=RetryPolicy(attempts=20, first_delay_s=0.05)
+        )
+        first = await adapter.write_setpoints("inspection-1", {"speed_factor": 1.2})
+        await on_server(server.stop_listening())
         try:
-            result = await adapter.write_setpoints("press-1", {"speed_factor": 0.9})
-            measurements = await adapter.read_measurements("press-1")
+            impatient = OpcUaAdapter(
+                server.url, credentials=USER, retry=RetryPolicy(attempts=2, first_delay_s=0.01)
+            )
+            with pytest.raises(OpcUaConnectionError, match="in 2 attempts"):
+                await impatient.read_measurements("inspection-1")
+            assert not adapter.connected
+        finally:
+            await on_server(server.listen())
+        try:
+            second = await adapter.write_setpoints("inspection-1", {"speed_factor": 0.9})
+            measurements = await adapter.read_measurements("inspection-1")
         finally:
             await adapter.close()
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(second.stop(), loop.loop))
-        return result, measurements, adapter.reconnects
+        return first, second, measurements, adapter.reconnects
 
-    result, measurements, reconnects = run(scenario())
-    assert result.confirmed and result.readback == {"speed_factor": 0.9}
+    first, second, measurements, reconnects = run(scenario())
+    assert first.confirmed and second.confirmed and second.readback == {"speed_factor": 0.9}
     assert reconnects == 1
-    assert "vibration" not in measurements and measurements["state"] == 2
+    assert "vibration" not in measurements and isinstance(measurements["state"], int)
 
 
 def test_plant_driven_server_applies_setpoints_and_publishes_moving_measurements(
