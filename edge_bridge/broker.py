@@ -247,9 +247,9 @@ class Broker:
                 )
 
     def stop(self, *, kill: bool = False, timeout_s: float = 10.0) -> None:
-        """Stop Mosquitto: SIGTERM (it saves its persistence file and publishes no wills for
-        clients... it closes their connections) or, with ``kill``, SIGKILL (a crash: only what
-        the last autosave wrote survives)."""
+        """Stop Mosquitto: SIGTERM (it closes every connection and saves its persistence
+        file) or, with ``kill``, SIGKILL (a crash: only what the last autosave wrote
+        survives)."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
