@@ -44,7 +44,7 @@ from envs.line import ProductionLine
 from envs.line_env import ProductionLineEnv
 from envs.machines import MachineState
 from envs.plant_signals import machine_signals
-from envs.scenario import Scenario
+from envs.scenario import Scenario, load_scenario
 from envs.seeding import event_rng
 from envs.sync.nudging import Nudger
 from envs.sync.recording import MEASURED_KINDS, Recording
@@ -107,19 +107,26 @@ class BridgeTwin:
         threshold_history: int = 240,
         seed: int = 0,
     ) -> None:
-        self.env = ProductionLineEnv(scenario)
-        self.line: ProductionLine = self.env.line
-        self.config = config or TrustConfig()
-        self.beta = {**DEFAULT_BETA, **(beta or {})}
-        self.nudger = Nudger(self.line, self.beta)  # validates the gains
-        ticks = sample_interval_s / self.line.tick_s
+        nominal = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        ticks = sample_interval_s / nominal.tick_s
         if not (math.isfinite(ticks) and ticks >= 1 and abs(ticks - round(ticks)) < 1e-9):
             raise ValueError(
                 f"sample_interval_s = {sample_interval_s} is not a whole number (>= 1) of the "
-                f"scenario's {self.line.tick_s} s ticks; give the plant's sampling period"
+                f"scenario's {nominal.tick_s} s ticks; give the plant's sampling period"
             )
         if not (isinstance(threshold_history, int) and threshold_history >= 4):
-            raise ValueError(f"threshold_history must be a whole number >= 4, not {threshold_history!r}")
+            raise ValueError(
+                f"threshold_history must be a whole number >= 4, not {threshold_history!r}"
+            )
+        self.config = config or TrustConfig()
+        self.beta = {**DEFAULT_BETA, **(beta or {})}
+        self.env = ProductionLineEnv(nominal)
+        self.line: ProductionLine = self.env.line
+        try:
+            self.nudger = Nudger(self.line, self.beta)  # validates the gains
+        except ValueError:
+            self.env.close()
+            raise
         self.sample_interval_s = float(sample_interval_s)
         self.machine_names = tuple(m.name for m in self.line.machines)
         self.line.reset(event_rng(seed), start_s=start_s)
@@ -157,7 +164,9 @@ class BridgeTwin:
             drifted={name: self.trust[name].drifted for name in self.machine_names},
             residuals={k: float(np.mean(v)) for k, v in residuals.items() if v},
             statistics={
-                s: v for name in self.machine_names for s, v in self.trust[name].statistics().items()
+                s: v
+                for name in self.machine_names
+                for s, v in self.trust[name].statistics().items()
             },
             ready=all(self.trust[name].ready for name in self.machine_names),
             samples=len(checked),
@@ -238,7 +247,9 @@ class BridgeTwin:
     # -- validation (nothing changes before all of it passes) ------------------------------
     def _checked_sample(self, sample: Mapping[str, float]) -> dict[str, float]:
         if not isinstance(sample, Mapping):
-            raise ValueError(f"a sample must be a mapping of signal -> value, not {type(sample).__name__}")
+            raise ValueError(
+                f"a sample must be a mapping of signal -> value, not {type(sample).__name__}"
+            )
         time_s = sample.get("time_s")
         if not (isinstance(time_s, int | float) and math.isfinite(time_s)):
             raise ValueError(f"sample time_s = {time_s!r}: every sample needs a finite time_s")
@@ -263,7 +274,11 @@ class BridgeTwin:
             checked[key] = float(number)
         for machine in self.machine_names:
             code = checked.get(f"{machine}.state", math.nan)
-            if not (math.isfinite(code) and code == int(code) and int(code) in MachineState._value2member_map_):
+            if not (
+                math.isfinite(code)
+                and code == int(code)
+                and int(code) in MachineState._value2member_map_
+            ):
                 raise ValueError(
                     f"sample at {time_s} s: {machine}.state = {sample.get(f'{machine}.state')!r}; "
                     "the seed-free twin needs every machine's state code "
@@ -277,7 +292,9 @@ class BridgeTwin:
             now = sample["time_s"]
             if last is not None:
                 steps = (now - last) / self.sample_interval_s
-                if not (steps >= 1 - _TIME_TOLERANCE and abs(steps - round(steps)) < _TIME_TOLERANCE):
+                if not (
+                    steps >= 1 - _TIME_TOLERANCE and abs(steps - round(steps)) < _TIME_TOLERANCE
+                ):
                     raise ValueError(
                         f"sample time {now} s after {last} s: samples must advance in time by "
                         f"whole sample intervals ({self.sample_interval_s} s), oldest first"
