@@ -81,7 +81,7 @@ class TrustConfig:
     memory_samples: float = setting(
         240.0, low=10.0, high=1e9, doc="healthy model keeps learning with this memory (samples)"
     )
-    noise_floor: dict[str, float] = setting(
+    noise_floor: dict[str, float] = setting(  # noqa: RUF009 a copied default per instance
         dict(DEFAULT_NOISE_FLOOR), doc="smallest σ per signal kind, signal units"
     )
 

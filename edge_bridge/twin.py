@@ -43,7 +43,6 @@ from edge_bridge.trust import MachineTrust, TrustConfig
 from envs.line import ProductionLine
 from envs.line_env import ProductionLineEnv
 from envs.machines import MachineState
-from envs.plant_signals import machine_signals
 from envs.scenario import Scenario, load_scenario
 from envs.seeding import event_rng
 from envs.sync.nudging import Nudger
@@ -172,6 +171,12 @@ class BridgeTwin:
             samples=len(checked),
         )
 
+    @property
+    def cutting_thresholds(self) -> dict[str, float | None]:
+        """The replay's current cutting-power thresholds per machine (kW; None: not derived
+        yet, or a machine without a cutting phase)."""
+        return dict(self._replay.thresholds) if self._replay is not None else {}
+
     def observation(self) -> np.ndarray:
         """The env observation vector (:meth:`ProductionLineEnv.observation`) of the twin now."""
         return self.env.observation()
@@ -282,7 +287,8 @@ class BridgeTwin:
                 raise ValueError(
                     f"sample at {time_s} s: {machine}.state = {sample.get(f'{machine}.state')!r}; "
                     "the seed-free twin needs every machine's state code "
-                    f"({', '.join(f'{s.value}={s.name.lower()}' for s in MachineState)}) in every sample"
+                    f"({', '.join(f'{s.value}={s.name.lower()}' for s in MachineState)}) "
+                    "in every sample"
                 )
         return checked
 
@@ -318,8 +324,8 @@ class BridgeTwin:
         speeds = np.asarray(values, dtype=float)
         if speeds.shape != (len(self.machine_names),):
             raise ValueError(
-                f"setpoints in force: need one speed factor per machine ({len(self.machine_names)}), "
-                f"got {speeds.size}"
+                "setpoints in force: need one speed factor per machine "
+                f"({len(self.machine_names)}), got {speeds.size}"
             )
         for machine, factor in zip(self.line.machines, speeds, strict=True):
             low, high = machine.speed_range
@@ -330,10 +336,3 @@ class BridgeTwin:
                 )
         return speeds
 
-
-def twin_signals(line: ProductionLine) -> dict[str, float]:
-    """The twin's current values of every measured signal (noise-free)."""
-    values: dict[str, float] = {}
-    for machine in line.machines:
-        values.update(machine_signals(machine))
-    return values

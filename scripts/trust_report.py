@@ -91,8 +91,7 @@ def run_plant(config: PlantConfig, hours: float, trust: TrustConfig) -> list[dic
                 plant.advance()
                 samples = list(plant.samples)
                 update = bridge.update(samples, nominal[0])
-                assert bridge._replay is not None
-                replay.thresholds = dict(bridge._replay.thresholds)  # the same live rule
+                replay.thresholds = bridge.cutting_thresholds  # the same live rule
                 step = old.step(samples[-1], *nominal, samples=samples)
                 rows.append(
                     {
