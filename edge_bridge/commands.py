@@ -28,13 +28,13 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from edge_bridge import schema
 from edge_bridge.store import Store
 from envs.config import setting
 
@@ -42,11 +42,11 @@ __all__ = [
     "ACK_STATUSES",
     "FINAL_STATUSES",
     "READBACK_TOLERANCE",
-    "Command",
     "CommandLedger",
     "DedupWindow",
     "LedgerConfig",
     "LedgerPoll",
+    "TrackedCommand",
     "idempotency_key",
 ]
 
@@ -76,8 +76,9 @@ def idempotency_key(machine: str, decision_index: int, policy_version: str) -> s
 
 
 @dataclass(frozen=True)
-class Command:
-    """One command to one machine and what became of it (times: unix seconds)."""
+class TrackedCommand:
+    """One command to one machine and what became of it (times: unix seconds); the wire
+    message is :meth:`message` (:class:`edge_bridge.schema.Command`)."""
 
     command_id: str
     idempotency_key: str
@@ -100,8 +101,22 @@ class Command:
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
 
+    def message(self) -> schema.Command:
+        """The command as it goes on the wire (validated)."""
+        return schema.Command(
+            command_id=self.command_id,
+            idempotency_key=self.idempotency_key,
+            decision_index=self.decision_index,
+            machine=self.machine,
+            policy_version=self.policy_version,
+            stage=self.stage,
+            issued_at=self.issued_at,
+            expires_at=self.expires_at,
+            setpoints=self.setpoints,
+        )
+
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Command:
+    def from_row(cls, row: Mapping[str, Any]) -> TrackedCommand:
         return cls(**row)
 
 
@@ -110,9 +125,9 @@ class LedgerPoll:
     """What :meth:`CommandLedger.poll` found: commands to re-send now, newly expired and newly
     escalated ones."""
 
-    resend: list[Command]
-    expired: list[Command]
-    escalated: list[Command]
+    resend: list[TrackedCommand]
+    expired: list[TrackedCommand]
+    escalated: list[TrackedCommand]
 
 
 class CommandLedger:
@@ -139,11 +154,11 @@ class CommandLedger:
         self.tolerances = dict(READBACK_TOLERANCE if tolerances is None else tolerances)
         self.now = now
         self.store = store
-        self._by_id: dict[str, Command] = {}
+        self._by_id: dict[str, TrackedCommand] = {}
         self._by_key: dict[str, str] = {}
         if store is not None:
             for row in store.load_commands():
-                command = Command.from_row(row)
+                command = TrackedCommand.from_row(row)
                 self._by_id[command.command_id] = command
                 self._by_key[command.idempotency_key] = command.command_id
 
@@ -165,25 +180,25 @@ class CommandLedger:
         )
 
     # -- bookkeeping -------------------------------------------------------------------
-    def _save(self, command: Command) -> Command:
+    def _save(self, command: TrackedCommand) -> TrackedCommand:
         self._by_id[command.command_id] = command
         self._by_key[command.idempotency_key] = command.command_id
         if self.store is not None:
             self.store.save_command(command.to_row())
         return command
 
-    def get(self, command_id: str) -> Command:
+    def get(self, command_id: str) -> TrackedCommand:
         """The command with this id; ``KeyError`` naming it if the ledger never issued it."""
         try:
             return self._by_id[command_id]
         except KeyError:
             raise KeyError(f"command {command_id!r} was not issued by this ledger") from None
 
-    def by_key(self, key: str) -> Command | None:
+    def by_key(self, key: str) -> TrackedCommand | None:
         command_id = self._by_key.get(key)
         return None if command_id is None else self._by_id[command_id]
 
-    def commands(self) -> list[Command]:
+    def commands(self) -> list[TrackedCommand]:
         """Every command, oldest first."""
         return list(self._by_id.values())
 
@@ -195,7 +210,7 @@ class CommandLedger:
         policy_version: str,
         stage: str,
         setpoints: Mapping[str, Any],
-    ) -> tuple[Command, bool]:
+    ) -> tuple[TrackedCommand, bool]:
         """A new pending command, or the existing one if its idempotency key was used already
         (nothing new is created). Returns ``(command, created)``."""
         key = idempotency_key(machine, decision_index, policy_version)
@@ -203,8 +218,8 @@ class CommandLedger:
         if existing is not None:
             return existing, False
         issued = self.now()
-        command = Command(
-            command_id=uuid.uuid4().hex,
+        command = TrackedCommand(
+            command_id=schema.new_command_id(),
             idempotency_key=key,
             machine=machine,
             decision_index=int(decision_index),
@@ -216,7 +231,7 @@ class CommandLedger:
         )
         return self._save(command), True
 
-    def mark_sent(self, command_id: str) -> Command:
+    def mark_sent(self, command_id: str) -> TrackedCommand:
         """Count one send of a pending command (first send or a retry). Refuses a command
         that is no longer pending (expired, escalated, acknowledged): it must not go out."""
         command = self.get(command_id)
@@ -233,7 +248,7 @@ class CommandLedger:
         status: str,
         reason: str = "",
         readback: Mapping[str, Any] | None = None,
-    ) -> Command:
+    ) -> TrackedCommand:
         """Record the equipment's acknowledgement (``status`` one of :data:`ACK_STATUSES`) and
         its read-back; ``applied``/``duplicate`` with a read-back become ``confirmed`` or
         ``readback_mismatch``. An acknowledgement for a command already settled changes
@@ -279,13 +294,13 @@ class CommandLedger:
                 mismatches[tag] = [sent, got]
         return mismatches
 
-    def pending(self) -> list[Command]:
+    def pending(self) -> list[TrackedCommand]:
         """Unacknowledged, unexpired, not escalated commands (the ones to re-send after a
         reconnect, same id and key); expires the overdue ones first."""
         self._expire_overdue()
         return [c for c in self._by_id.values() if c.status == "pending"]
 
-    def _expire_overdue(self) -> list[Command]:
+    def _expire_overdue(self) -> list[TrackedCommand]:
         now = self.now()
         expired = []
         for command in list(self._by_id.values()):

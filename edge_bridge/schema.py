@@ -336,13 +336,15 @@ class Telemetry(_Message):
 @dataclass(frozen=True)
 class Command(_Message):
     """Setpoints for one machine: ``command_id`` (uuid4 hex), ``idempotency_key`` (same key =
-    same decision: applied at most once), ``policy_version``, gate ``stage``, ``issued_at`` /
-    ``expires_at`` unix s (never apply after ``expires_at``), ``setpoints`` {speed_factor,
-    standby, maintenance}."""
+    same decision: applied at most once), ``decision_index`` (the decision interval whose data
+    produced it: the setpoints hold for the interval after it), ``policy_version``, gate
+    ``stage``, ``issued_at`` / ``expires_at`` unix s (never apply after ``expires_at``),
+    ``setpoints`` {speed_factor, standby, maintenance}."""
 
     KIND: ClassVar[str] = "command"
     command_id: str
     idempotency_key: str
+    decision_index: int
     machine: str
     policy_version: str
     stage: str
@@ -359,6 +361,7 @@ class Command(_Message):
                 "digits (uuid4().hex; edge_bridge.schema.new_command_id)",
             )
         _text(kind, "idempotency_key", self.idempotency_key)
+        _integer(kind, "decision_index", self.decision_index)
         _name(kind, "machine", self.machine)
         _text(kind, "policy_version", self.policy_version)
         _text(kind, "stage", self.stage)

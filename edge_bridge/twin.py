@@ -335,4 +335,3 @@ class BridgeTwin:
                     f"[{low}, {high}]"
                 )
         return speeds
-

@@ -35,7 +35,8 @@ def sample(seq: int = 0) -> Telemetry:
 def command(lifetime_s: float = 60.0, speed: float = 1.05, age_s: float = 0.0) -> Command:
     now = time.time() - age_s
     return Command(
-        new_command_id(), f"{MACHINE}:1:ppo-1", MACHINE, "ppo-1", "canary", now, now + lifetime_s,
+        new_command_id(), f"{MACHINE}:1:ppo-1", 1, MACHINE, "ppo-1", "canary", now,
+        now + lifetime_s,
         {"speed_factor": speed, "standby": False, "maintenance": False},
     )  # fmt: skip
 

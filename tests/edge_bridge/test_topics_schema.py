@@ -49,6 +49,7 @@ def command(**changes) -> Command:
     fields = dict(
         command_id=new_command_id(),
         idempotency_key="machining-1:12:ppo-3",
+        decision_index=12,
         machine="machining-1",
         policy_version="ppo-3",
         stage="canary",
