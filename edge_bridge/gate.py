@@ -48,11 +48,17 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from edge_bridge.gate_config import (
+    CohortConfig,
+    GateConfig,
+    ShiftWindow,
+    assign_cohorts,
+    load_gate_config,
+)
 from edge_bridge.store import Store
-from envs.config import ConfigError, config_to_dict, load_toml, setting
+from envs.config import config_to_dict
 from envs.kpi import Kpis, relative_change
 from envs.scenario import ObjectiveConfig
 
@@ -68,86 +74,11 @@ __all__ = [
     "ShiftWindow",
     "load_gate_config",
 ]
+"""``CohortConfig``, ``GateConfig``, ``ShiftWindow`` and ``load_gate_config`` live in
+:mod:`edge_bridge.gate_config`; they are re-exported here for the gate's callers."""
 
 STAGES = ("shadow", "canary", "full", "rolled_back")
 ASSIGNMENTS = ("candidate", "incumbent", "fallback", "local")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ShiftWindow:
-    """A daily time window; ``end_hour`` before ``start_hour`` wraps over midnight."""
-
-    name: str = setting(doc="window name, e.g. early")
-    start_hour: float = setting(low=0.0, high=24.0, doc="hour of day it starts")
-    end_hour: float = setting(low=0.0, high=24.0, doc="hour of day it ends (exclusive)")
-
-    def contains(self, hour: float) -> bool:
-        if self.start_hour <= self.end_hour:
-            return self.start_hour <= hour < self.end_hour
-        return hour >= self.start_hour or hour < self.end_hour
-
-
-@dataclass(frozen=True, kw_only=True)
-class CohortConfig:
-    """One canary cohort (see the module docstring)."""
-
-    name: str = setting(doc="cohort name, unique")
-    machines: tuple[str, ...] = setting((), doc="machines named explicitly")
-    share: float = setting(0.0, low=0.0, high=1.0, doc="share of machines picked by hash")
-    shift: str = setting("", doc="name of a [[shifts]] window; '' = all day")
-
-
-_DEFAULT_SHIFTS = (
-    ShiftWindow(name="early", start_hour=6.0, end_hour=14.0),
-    ShiftWindow(name="late", start_hour=14.0, end_hour=22.0),
-    ShiftWindow(name="night", start_hour=22.0, end_hour=6.0),
-)
-
-
-@dataclass(frozen=True, kw_only=True)
-class GateConfig:
-    """The gate's parameters (``configs/bridge/gate.toml``)."""
-
-    rollout_id: str = setting(doc="names this rollout; seeds the hash-based cohorts")
-    min_intervals: int = setting(12, low=1, high=100_000, doc="N decision intervals per stage")
-    trust_threshold: float = setting(0.5, low=0.0, high=1.0, doc="trust needed, 0..1")
-    kpi_tolerance: float = setting(
-        0.02, low=0.0, high=10.0, doc="promotion: candidate Z at most this fraction worse"
-    )
-    rollback_kpi_tolerance: float = setting(
-        0.05, low=0.0, high=10.0, doc="rollback: candidate Z more than this fraction worse"
-    )
-    require_approval: bool = setting(False, doc="an operator approves each promotion")
-    start_h: float = setting(
-        6.0, low=0.0, high=168.0, doc="hours into the week at plant time_s = 0 (plant start_h)"
-    )
-    shifts: tuple[ShiftWindow, ...] = setting(_DEFAULT_SHIFTS)
-    cohorts: tuple[CohortConfig, ...] = setting(doc="canary cohorts, in rollout order")
-
-    def __post_init__(self) -> None:
-        shift_names = [s.name for s in self.shifts]
-        if len(set(shift_names)) != len(shift_names):
-            raise ValueError(f"shift names must be unique: {shift_names}")
-        if not self.cohorts:
-            raise ValueError("at least one [[cohorts]] entry is needed")
-        names = [c.name for c in self.cohorts]
-        if len(set(names)) != len(names):
-            raise ValueError(f"cohort names must be unique: {names}")
-        for index, cohort in enumerate(self.cohorts):
-            if cohort.shift and cohort.shift not in shift_names:
-                raise ValueError(
-                    f"cohorts[{index}].shift = {cohort.shift!r} is not a shift; shifts: "
-                    f"{shift_names}"
-                )
-        if sum(c.share for c in self.cohorts) > 1.0 + 1e-9:
-            raise ValueError("the cohorts' shares add up to more than 1")
-        if self.rollback_kpi_tolerance < self.kpi_tolerance:
-            raise ValueError("rollback_kpi_tolerance must be >= kpi_tolerance")
-
-
-def load_gate_config(path: str | Path) -> GateConfig:
-    """Read and validate a gate TOML; errors name the file and the key."""
-    return load_toml(GateConfig, path)
 
 
 @dataclass(frozen=True)
@@ -197,11 +128,6 @@ def _stage_label(stage: str, step: int) -> str:
     return f"canary[{step}]" if stage == "canary" else stage
 
 
-def _hash_unit(rollout_id: str, machine: str) -> float:
-    digest = hashlib.sha256(f"{rollout_id}:{machine}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
 class RolloutGate:
     """The gate of one rollout over ``machines`` (the plant's machine names)."""
 
@@ -214,7 +140,7 @@ class RolloutGate:
         self.config = config
         self.machines = list(machines)
         self.objective = objective or ObjectiveConfig()
-        self.cohort_of = self._assign_cohorts(config, self.machines)
+        self.cohort_of = assign_cohorts(config, self.machines)
         self._windows = {s.name: s for s in config.shifts}
         self.stage = "shadow"
         self.canary_step = 0
@@ -226,43 +152,6 @@ class RolloutGate:
         self.fallback: dict[str, str] = {}
         self.local: dict[str, str] = {}
         self.rollback_reason = ""
-
-    @staticmethod
-    def _assign_cohorts(config: GateConfig, machines: list[str]) -> dict[str, int]:
-        cohort_of: dict[str, int] = {}
-        for index, cohort in enumerate(config.cohorts):
-            for machine in cohort.machines:
-                if machine not in machines:
-                    raise ConfigError(
-                        f"gate config: cohorts[{index}] ({cohort.name}) names {machine!r}, not "
-                        f"a machine of the plant; machines: {', '.join(machines)}"
-                    )
-                if machine in cohort_of:
-                    raise ConfigError(f"gate config: {machine!r} is in two cohorts")
-                cohort_of[machine] = index
-        edges, total = [], 0.0
-        for index, cohort in enumerate(config.cohorts):
-            total += cohort.share
-            edges.append((total, index))
-        for machine in machines:
-            if machine in cohort_of:
-                continue
-            unit = _hash_unit(config.rollout_id, machine)
-            for edge, index in edges:
-                if config.cohorts[index].share > 0 and unit < edge:
-                    cohort_of[machine] = index
-                    break
-        for index, cohort in enumerate(config.cohorts):
-            if not cohort.machines and cohort.share == 0:
-                for machine in machines:
-                    cohort_of.setdefault(machine, index)
-        for index, cohort in enumerate(config.cohorts):
-            if index not in cohort_of.values():
-                raise ConfigError(
-                    f"gate config: cohort {cohort.name!r} has no machines (share too small for "
-                    f"{len(machines)} machines, or all taken by earlier cohorts)"
-                )
-        return cohort_of
 
     # -- assignment --------------------------------------------------------------------
     @property
