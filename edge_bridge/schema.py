@@ -8,7 +8,8 @@ most ``MAX_PAYLOAD_BYTES``. Numbers are finite; a dropped signal is ``null`` (Na
 a sender is found at once instead of being silently ignored. Any violation raises
 ``SchemaError(kind, reason)``; the message says what was wrong and how to fix it. Times: ``*_at``
 are unix wall-clock seconds, ``time_s`` is plant time in seconds. Field lists and examples are
-in ``edge_bridge/PROTOCOL.md``.
+in ``edge_bridge/PROTOCOL.md``. The field checks live in :mod:`edge_bridge.schema_checks`;
+``SchemaError`` and ``SETPOINT_TAGS`` (the one list of setpoint tags) are re-exported here.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
-from edge_bridge.topics import NAME_PATTERN, TopicError, parse_topic
+from edge_bridge import schema_checks as checks
+from edge_bridge.schema_checks import SETPOINT_TAGS, SchemaError
+from edge_bridge.topics import TopicError, parse_topic
 from envs.kpi import IntervalRecord
 
 __all__ = [
@@ -58,122 +60,13 @@ SIGNALS: dict[str, bool] = {
 }
 """Measured telemetry signals → required (vibration: mills only). Values: finite or null."""
 
-SETPOINT_TAGS: dict[str, type] = {"speed_factor": float, "standby": bool, "maintenance": bool}
-"""The wire type of each setpoint tag (bounds are the envelope's business, edge_bridge.envelope)."""
-
 ACK_STATUSES = ("applied", "duplicate", "expired", "rejected")
 OPERATOR_ACTIONS = ("approve", "reject", "rollback", "local_control", "resume")
-_STRING_LIMIT = 256
-_TEXT_LIMIT = 1024
-_HEX32 = re.compile(r"[0-9a-f]{32}")
-_SEQ_LIMIT = 2**63
-
-
-class SchemaError(ValueError):
-    """A payload of message ``kind`` that breaks its schema; ``reason`` says what and how to
-    fix it, ``code`` is a short category for counters (json, schema, missing, unknown_field,
-    type, not_finite, too_large, name, value, topic)."""
-
-    def __init__(self, kind: str, reason: str, code: str = "value") -> None:
-        super().__init__(f"invalid {kind} message: {reason}")
-        self.kind = kind
-        self.reason = reason
-        self.code = code
 
 
 def new_command_id() -> str:
     """A fresh command id: a uuid4 as 32 lowercase hex digits."""
     return uuid.uuid4().hex
-
-
-# --- checks shared by the messages (each raises SchemaError naming the field) ---------------
-
-
-def _fail(kind: str, reason: str, code: str = "value") -> SchemaError:
-    return SchemaError(kind, reason, code)
-
-
-def _number(kind: str, name: str, value: object, *, nullable: bool = False) -> float | None:
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(kind, f"{name} = {value!r} must be a number", "type")
-    if not math.isfinite(value):
-        hint = "send null for a dropped value" if nullable else "send a finite number"
-        raise _fail(kind, f"{name} = {value!r} is not finite; {hint}", "not_finite")
-    return float(value)
-
-
-def _time(kind: str, name: str, value: object) -> float:
-    number = _number(kind, name, value)
-    assert number is not None
-    if number < 0:
-        raise _fail(kind, f"{name} = {number} is negative; times are seconds >= 0")
-    return number
-
-
-def _integer(kind: str, name: str, value: object, low: int = 0, high: int = _SEQ_LIMIT) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(kind, f"{name} = {value!r} must be an integer", "type")
-    if not low <= value < high:
-        raise _fail(kind, f"{name} = {value} is outside [{low}, {high})")
-    return value
-
-
-def _text(
-    kind: str, name: str, value: object, limit: int = _STRING_LIMIT, empty: bool = False
-) -> str:
-    if not isinstance(value, str):
-        raise _fail(kind, f"{name} = {value!r} must be a string", "type")
-    if (not value and not empty) or len(value) > limit:
-        raise _fail(kind, f"{name} must be a non-empty string of at most {limit} characters")
-    return value
-
-
-def _name(kind: str, what: str, value: object) -> str:
-    if not isinstance(value, str) or NAME_PATTERN.fullmatch(value) is None:
-        raise _fail(
-            kind,
-            f"{what} {value!r} is not a valid name: use 1-64 letters, digits, '_' or '-' "
-            "starting with a letter or digit, e.g. 'machining-1'",
-            "name",
-        )
-    return value
-
-
-def _choice(kind: str, name: str, value: object, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise _fail(kind, f"{name} = {value!r} is not one of {list(choices)}")
-    return str(value)
-
-
-def _mapping(kind: str, name: str, value: object) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise _fail(kind, f"{name} must be a JSON object, got {value!r}", "type")
-    return value
-
-
-def _setpoints(kind: str, name: str, value: object, required: tuple[str, ...]) -> dict[str, Any]:
-    tags = _mapping(kind, name, value)
-    unknown = sorted(set(tags) - set(SETPOINT_TAGS))
-    if unknown:
-        raise _fail(
-            kind,
-            f"{name} has unknown tags {unknown}; the tags are {list(SETPOINT_TAGS)}",
-            "unknown_field",
-        )
-    missing = [tag for tag in required if tag not in tags]
-    if missing:
-        raise _fail(kind, f"{name} lacks tags {missing}", "missing")
-    checked: dict[str, Any] = {}
-    for tag, raw in tags.items():
-        if SETPOINT_TAGS[tag] is bool:
-            if not isinstance(raw, bool):
-                raise _fail(kind, f"{name}.{tag} = {raw!r} must be true or false", "type")
-            checked[tag] = raw
-        else:
-            checked[tag] = _number(kind, f"{name}.{tag}", raw)
-    return checked
 
 
 # --- the messages --------------------------------------------------------------------------
@@ -209,7 +102,7 @@ class _Message:
         """Compact UTF-8 JSON; SchemaError if it would exceed MAX_PAYLOAD_BYTES."""
         data = json.dumps(self.to_fields(), allow_nan=False, separators=(",", ":")).encode()
         if len(data) > MAX_PAYLOAD_BYTES:
-            raise _fail(
+            raise checks.fail(
                 self.KIND,
                 f"payload is {len(data)} bytes, over the limit of "
                 f"{MAX_PAYLOAD_BYTES}; send fewer items per message",
@@ -222,7 +115,7 @@ class _Message:
         """Parse and validate ``payload``; SchemaError saying what is wrong."""
         kind = cls.KIND
         if len(payload) > MAX_PAYLOAD_BYTES:
-            raise _fail(
+            raise checks.fail(
                 kind,
                 f"payload is {len(payload)} bytes, over the limit of {MAX_PAYLOAD_BYTES}",
                 "too_large",
@@ -230,18 +123,20 @@ class _Message:
         try:
             data = json.loads(payload, parse_constant=_no_constant)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise _fail(
+            raise checks.fail(
                 kind, f"payload is not UTF-8 JSON ({error}); send a JSON object", "json"
             ) from None
         except ValueError as error:
-            raise _fail(
+            raise checks.fail(
                 kind, f"{error}; send finite numbers (null for a dropped signal)", "not_finite"
             ) from None
         if not isinstance(data, dict):
-            raise _fail(kind, f"payload must be a JSON object, got {type(data).__name__}", "json")
+            raise checks.fail(
+                kind, f"payload must be a JSON object, got {type(data).__name__}", "json"
+            )
         schema = data.pop("schema", None)
         if schema != cls.schema_name():
-            raise _fail(
+            raise checks.fail(
                 kind,
                 f"schema = {schema!r}, expected {cls.schema_name()!r} (the "
                 "sender speaks another kind or version of the protocol)",
@@ -250,7 +145,7 @@ class _Message:
         names = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(names))
         if unknown:
-            raise _fail(
+            raise checks.fail(
                 kind, f"unknown fields {unknown}; the fields are {sorted(names)}", "unknown_field"
             )
         missing = sorted(
@@ -261,7 +156,7 @@ class _Message:
             and f.default_factory is dataclasses.MISSING
         )
         if missing:
-            raise _fail(kind, f"missing fields {missing}", "missing")
+            raise checks.fail(kind, f"missing fields {missing}", "missing")
         return cls(**cls._convert(data))
 
     @classmethod
@@ -301,35 +196,38 @@ class Telemetry(_Message):
 
     def _check(self) -> None:
         kind = self.KIND
-        _name(kind, "machine", self.machine)
-        _integer(kind, "seq", self.seq)
-        self._set("time_s", _time(kind, "time_s", self.time_s))
-        self._set("sent_at", _time(kind, "sent_at", self.sent_at))
-        raw = dict(_mapping(kind, "signals", self.signals))
+        checks.topic_name(kind, "machine", self.machine)
+        checks.integer(kind, "seq", self.seq)
+        self._set("time_s", checks.seconds(kind, "time_s", self.time_s))
+        self._set("sent_at", checks.seconds(kind, "sent_at", self.sent_at))
+        raw = dict(checks.mapping(kind, "signals", self.signals))
         unknown = sorted(set(raw) - set(SIGNALS) - {"state"})
         if unknown:
-            raise _fail(
+            raise checks.fail(
                 kind,
                 f"signals has unknown names {unknown}; the signals are {[*SIGNALS, 'state']}",
                 "unknown_field",
             )
         missing = [n for n, need in (*SIGNALS.items(), ("state", True)) if need and n not in raw]
         if missing:
-            raise _fail(kind, f"signals lacks {missing} (send null for a dropped value)", "missing")
+            raise checks.fail(
+                kind, f"signals lacks {missing} (send null for a dropped value)", "missing"
+            )
         signals: dict[str, float | int | None] = {}
         for name, value in raw.items():
             if name == "state":
                 state = value
                 if isinstance(state, float) and state.is_integer():
                     state = int(state)  # plant samples carry the code as a float
-                signals[name] = _integer(kind, "signals.state", state, 0, 256)
+                signals[name] = checks.integer(kind, "signals.state", state, 0, 256)
             else:
                 if isinstance(value, float) and math.isnan(value):
                     value = None  # a dropped sample
-                signals[name] = _number(kind, f"signals.{name}", value, nullable=True)
+                signals[name] = checks.number(kind, f"signals.{name}", value, nullable=True)
         self._set("signals", signals)
         self._set(
-            "setpoints", _setpoints(kind, "setpoints", self.setpoints, ("speed_factor", "standby"))
+            "setpoints",
+            checks.setpoints(kind, "setpoints", self.setpoints, ("speed_factor", "standby")),
         )
 
 
@@ -354,26 +252,28 @@ class Command(_Message):
 
     def _check(self) -> None:
         kind = self.KIND
-        if not isinstance(self.command_id, str) or not _HEX32.fullmatch(self.command_id):
-            raise _fail(
+        if not isinstance(self.command_id, str) or not checks.HEX32.fullmatch(self.command_id):
+            raise checks.fail(
                 kind,
                 f"command_id {self.command_id!r} must be 32 lowercase hex "
                 "digits (uuid4().hex; edge_bridge.schema.new_command_id)",
             )
-        _text(kind, "idempotency_key", self.idempotency_key)
-        _integer(kind, "decision_index", self.decision_index)
-        _name(kind, "machine", self.machine)
-        _text(kind, "policy_version", self.policy_version)
-        _text(kind, "stage", self.stage)
-        self._set("issued_at", _time(kind, "issued_at", self.issued_at))
-        self._set("expires_at", _time(kind, "expires_at", self.expires_at))
+        checks.text(kind, "idempotency_key", self.idempotency_key)
+        checks.integer(kind, "decision_index", self.decision_index)
+        checks.topic_name(kind, "machine", self.machine)
+        checks.text(kind, "policy_version", self.policy_version)
+        checks.text(kind, "stage", self.stage)
+        self._set("issued_at", checks.seconds(kind, "issued_at", self.issued_at))
+        self._set("expires_at", checks.seconds(kind, "expires_at", self.expires_at))
         if self.expires_at <= self.issued_at:
-            raise _fail(
+            raise checks.fail(
                 kind,
                 f"expires_at {self.expires_at} is not after issued_at "
                 f"{self.issued_at}; give the command a positive lifetime",
             )
-        self._set("setpoints", _setpoints(kind, "setpoints", self.setpoints, tuple(SETPOINT_TAGS)))
+        self._set(
+            "setpoints", checks.setpoints(kind, "setpoints", self.setpoints, tuple(SETPOINT_TAGS))
+        )
 
     def expired(self, now: float) -> bool:
         """Whether the command must no longer be applied at unix time ``now``."""
@@ -403,14 +303,16 @@ class Ack(_Message):
 
     def _check(self) -> None:
         kind = self.KIND
-        if not isinstance(self.command_id, str) or not _HEX32.fullmatch(self.command_id):
-            raise _fail(kind, f"command_id {self.command_id!r} must be the command's 32 hex digits")
-        _text(kind, "idempotency_key", self.idempotency_key)
-        _name(kind, "machine", self.machine)
-        _choice(kind, "status", self.status, ACK_STATUSES)
-        self._set("acked_at", _time(kind, "acked_at", self.acked_at))
-        self._set("readback", _setpoints(kind, "readback", self.readback, ()))
-        _text(kind, "reason", self.reason, _TEXT_LIMIT, empty=True)
+        if not isinstance(self.command_id, str) or not checks.HEX32.fullmatch(self.command_id):
+            raise checks.fail(
+                kind, f"command_id {self.command_id!r} must be the command's 32 hex digits"
+            )
+        checks.text(kind, "idempotency_key", self.idempotency_key)
+        checks.topic_name(kind, "machine", self.machine)
+        checks.choice(kind, "status", self.status, ACK_STATUSES)
+        self._set("acked_at", checks.seconds(kind, "acked_at", self.acked_at))
+        self._set("readback", checks.setpoints(kind, "readback", self.readback, ()))
+        checks.text(kind, "reason", self.reason, checks.TEXT_LIMIT, empty=True)
 
 
 @dataclass(frozen=True)
@@ -434,19 +336,19 @@ class NodeBirth(_Message):
 
     def _check(self) -> None:
         kind = self.KIND
-        _name(kind, "node", self.node)
-        _integer(kind, "bd_seq", self.bd_seq)
+        checks.topic_name(kind, "node", self.node)
+        checks.integer(kind, "bd_seq", self.bd_seq)
         if not isinstance(self.machines, tuple | list) or not self.machines:
-            raise _fail(kind, "machines must be a non-empty list of machine names", "type")
-        self._set("machines", tuple(_name(kind, "machine", m) for m in self.machines))
+            raise checks.fail(kind, "machines must be a non-empty list of machine names", "type")
+        self._set("machines", tuple(checks.topic_name(kind, "machine", m) for m in self.machines))
         if len(set(self.machines)) != len(self.machines):
-            raise _fail(kind, f"machines repeat: {list(self.machines)}")
-        self._set("sent_at", _time(kind, "sent_at", self.sent_at))
+            raise checks.fail(kind, f"machines repeat: {list(self.machines)}")
+        self._set("sent_at", checks.seconds(kind, "sent_at", self.sent_at))
         for name in ("signals", "setpoints"):
-            table = dict(_mapping(kind, name, getattr(self, name)))
+            table = dict(checks.mapping(kind, name, getattr(self, name)))
             for key, value in table.items():
-                _text(kind, f"{name} key", key)
-                _text(kind, f"{name}.{key}", value, empty=True)
+                checks.text(kind, f"{name} key", key)
+                checks.text(kind, f"{name}.{key}", value, empty=True)
             self._set(name, table)
 
 
@@ -459,8 +361,8 @@ class NodeDeath(_Message):
     bd_seq: int
 
     def _check(self) -> None:
-        _name(self.KIND, "node", self.node)
-        _integer(self.KIND, "bd_seq", self.bd_seq)
+        checks.topic_name(self.KIND, "node", self.node)
+        checks.integer(self.KIND, "bd_seq", self.bd_seq)
 
 
 @dataclass(frozen=True)
@@ -474,11 +376,11 @@ class LineKpi(_Message):
 
     @classmethod
     def _convert(cls, data: dict[str, Any]) -> dict[str, Any]:
-        raw = _mapping(cls.KIND, "record", data["record"])
+        raw = checks.mapping(cls.KIND, "record", data["record"])
         types = {f.name: f.type for f in dataclasses.fields(IntervalRecord)}
         unknown = sorted(set(raw) - set(types))
         if unknown:
-            raise _fail(
+            raise checks.fail(
                 cls.KIND,
                 f"record has unknown fields {unknown}; the fields are {sorted(types)}",
                 "unknown_field",
@@ -486,19 +388,19 @@ class LineKpi(_Message):
         values: dict[str, Any] = {}
         for name, value in raw.items():
             if types[name] in (int, "int"):
-                values[name] = _integer(cls.KIND, f"record.{name}", value)
+                values[name] = checks.integer(cls.KIND, f"record.{name}", value)
             else:
-                values[name] = _number(cls.KIND, f"record.{name}", value)
+                values[name] = checks.number(cls.KIND, f"record.{name}", value)
         try:
             data["record"] = IntervalRecord(**values)
         except (TypeError, ValueError) as error:
-            raise _fail(cls.KIND, f"record: {error}") from None
+            raise checks.fail(cls.KIND, f"record: {error}") from None
         return data
 
     def _check(self) -> None:
-        self._set("time_s", _time(self.KIND, "time_s", self.time_s))
+        self._set("time_s", checks.seconds(self.KIND, "time_s", self.time_s))
         if not isinstance(self.record, IntervalRecord):
-            raise _fail(self.KIND, "record must be an envs.kpi.IntervalRecord", "type")
+            raise checks.fail(self.KIND, "record must be an envs.kpi.IntervalRecord", "type")
 
 
 @dataclass(frozen=True)
@@ -511,8 +413,8 @@ class BridgeState(_Message):
 
     def _check(self) -> None:
         if not isinstance(self.online, bool):
-            raise _fail(self.KIND, f"online = {self.online!r} must be true or false", "type")
-        self._set("since", _time(self.KIND, "since", self.since))
+            raise checks.fail(self.KIND, f"online = {self.online!r} must be true or false", "type")
+        self._set("since", checks.seconds(self.KIND, "since", self.since))
 
 
 @dataclass(frozen=True)
@@ -537,22 +439,26 @@ class BridgeStatus(_Message):
 
     def _check(self) -> None:
         kind = self.KIND
-        _text(kind, "stage", self.stage)
-        _text(kind, "policy_version", self.policy_version)
-        self._set("updated_at", _time(kind, "updated_at", self.updated_at))
+        checks.text(kind, "stage", self.stage)
+        checks.text(kind, "policy_version", self.policy_version)
+        self._set("updated_at", checks.seconds(kind, "updated_at", self.updated_at))
         if not isinstance(self.cohort, tuple | list):
-            raise _fail(kind, "cohort must be a list of machine names", "type")
-        self._set("cohort", tuple(_name(kind, "cohort machine", m) for m in self.cohort))
+            raise checks.fail(kind, "cohort must be a list of machine names", "type")
+        self._set(
+            "cohort", tuple(checks.topic_name(kind, "cohort machine", m) for m in self.cohort)
+        )
         trust: dict[str, float | None] = {}
-        for machine, value in _mapping(kind, "trust", self.trust).items():
-            number = _number(kind, f"trust.{_name(kind, 'machine', machine)}", value, nullable=True)
+        for machine, value in checks.mapping(kind, "trust", self.trust).items():
+            number = checks.number(
+                kind, f"trust.{checks.topic_name(kind, 'machine', machine)}", value, nullable=True
+            )
             if number is not None and not 0.0 <= number <= 1.0:
-                raise _fail(kind, f"trust.{machine} = {number} is outside [0, 1]")
+                raise checks.fail(kind, f"trust.{machine} = {number} is outside [0, 1]")
             trust[machine] = number
         self._set("trust", trust)
         modes = {
-            _name(kind, "machine", m): _text(kind, f"modes.{m}", v)
-            for m, v in _mapping(kind, "modes", self.modes).items()
+            checks.topic_name(kind, "machine", m): checks.text(kind, f"modes.{m}", v)
+            for m, v in checks.mapping(kind, "modes", self.modes).items()
         }
         self._set("modes", modes)
 
@@ -573,13 +479,13 @@ class OperatorCommand(_Message):
 
     def _check(self) -> None:
         kind = self.KIND
-        _choice(kind, "action", self.action, OPERATOR_ACTIONS)
-        _text(kind, "operator", self.operator)
-        _text(kind, "request_id", self.request_id)
-        self._set("issued_at", _time(kind, "issued_at", self.issued_at))
+        checks.choice(kind, "action", self.action, OPERATOR_ACTIONS)
+        checks.text(kind, "operator", self.operator)
+        checks.text(kind, "request_id", self.request_id)
+        self._set("issued_at", checks.seconds(kind, "issued_at", self.issued_at))
         if self.machine is not None:
-            _name(kind, "machine", self.machine)
-        _text(kind, "reason", self.reason, _TEXT_LIMIT, empty=True)
+            checks.topic_name(kind, "machine", self.machine)
+        checks.text(kind, "reason", self.reason, checks.TEXT_LIMIT, empty=True)
 
 
 Message = (
