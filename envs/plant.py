@@ -37,6 +37,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from envs.config import ConfigError, config_to_dict, from_mapping
 from envs.kpi import IntervalRecord
 from envs.line import ProductionLine
 from envs.plant_config import (
@@ -166,6 +167,26 @@ class Plant:
             self._maintenance = checked["maintenance"].copy()
         if "standby" in checked:
             self._standby = checked["standby"].copy()
+
+    def inject_drift(self, event: DriftEvent) -> None:
+        """Schedule a drift ``event`` at runtime (faults on demand, e.g. the MQTT emulator),
+        validated like a ``[[drift]]`` entry of the config: field types, ranges and choices
+        (:class:`DriftEvent`) and a machine of this line. It applies at the first sample at or
+        after ``time_h`` hours since :meth:`reset` (a time already passed: the next sample) and
+        is forgotten by the next :meth:`reset`. Invalid events raise
+        :class:`envs.config.ConfigError` naming the field and schedule nothing."""
+        self._require_reset()
+        if not isinstance(event, DriftEvent):
+            raise ConfigError(f"inject_drift: expected a DriftEvent, got {type(event).__name__}")
+        checked = from_mapping(DriftEvent, config_to_dict(event), source="inject_drift")
+        if checked.machine and checked.machine not in self.machine_names:
+            raise ConfigError(
+                f"inject_drift: 'machine' = {checked.machine!r} is not a machine; choose one "
+                f"of {', '.join(self.machine_names)} or '' for every machine"
+            )
+        later = [e for e in self._pending if e.time_h > checked.time_h]
+        earlier = self._pending[: len(self._pending) - len(later)]
+        self._pending = [*earlier, checked, *later]
 
     def advance(self) -> tuple[list[IntervalRecord], dict[str, int]]:
         """Run one decision interval of the scenario, sampling every ``sample_interval_s``.
