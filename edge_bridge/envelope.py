@@ -1,8 +1,9 @@
 """The safety envelope: what a setpoint may be before it reaches a machine.
 
-The one definition of the setpoint tags (:data:`TAGS`): per machine ``speed_factor`` (float,
-1 = nominal, engineering unit: factor on the station's nominal speed), ``standby`` (bool:
-standby permitted when starved) and ``maintenance`` (bool: a one-shot maintenance request).
+The setpoint tags (:data:`TAGS`, from the one list :data:`edge_bridge.schema.SETPOINT_TAGS`):
+per machine ``speed_factor`` (float, 1 = nominal, engineering unit: factor on the station's
+nominal speed), ``standby`` (bool: standby permitted when starved) and ``maintenance`` (bool: a
+one-shot maintenance request).
 
 Per tag the envelope states its limits and whether a violation is clamped or rejected:
 
@@ -40,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from edge_bridge.schema import SETPOINT_TAGS
 from envs.config import ConfigError, from_mapping, read_toml, setting
 from envs.scenario import Scenario
 
@@ -55,9 +57,10 @@ __all__ = [
     "TagLimits",
 ]
 
-TAGS = ("speed_factor", "standby", "maintenance")
-"""The setpoint tags of every machine, in this order."""
-SWITCH_TAGS = ("standby", "maintenance")
+TAGS = tuple(SETPOINT_TAGS)
+"""The setpoint tags of every machine, in this order (:data:`edge_bridge.schema.SETPOINT_TAGS`)."""
+SWITCH_TAGS = tuple(tag for tag, wire in SETPOINT_TAGS.items() if wire is bool)
+"""The boolean tags (``standby``, ``maintenance``)."""
 MODES = ("clamp", "reject")
 
 

@@ -52,6 +52,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.address_space import AddressSpace, AttributeService
 from asyncua.server.binary_server_asyncio import BinaryServer
 
+from edge_bridge.schema import SETPOINT_TAGS as WIRE_SETPOINT_TAGS
 from envs.machines import MachineState
 
 if TYPE_CHECKING:
@@ -71,17 +72,26 @@ __all__ = [
 
 NAMESPACE_URI = "urn:twinfactory:equipment"
 APPLICATION_URI = "urn:twinfactory:equipment-server"
-SETPOINT_TAGS = {
+_BROWSE_NAMES = {
     "speed_factor": "SpeedFactor",
     "standby": "Standby",
     "maintenance": "MaintenanceRequest",
 }
-"""Setpoint tag → browse name (tags as in the bridge's envelope)."""
-SETPOINT_TYPES = {
-    "speed_factor": ua.VariantType.Double,
-    "standby": ua.VariantType.Boolean,
-    "maintenance": ua.VariantType.Boolean,
+_VARIANT_OF_WIRE_TYPE: dict[type, ua.VariantType] = {
+    float: ua.VariantType.Double,
+    bool: ua.VariantType.Boolean,
 }
+if set(_BROWSE_NAMES) != set(WIRE_SETPOINT_TAGS):
+    raise RuntimeError(
+        f"edge_bridge.opcua_server has browse names for {sorted(_BROWSE_NAMES)} but the setpoint "
+        f"tags (edge_bridge.schema.SETPOINT_TAGS) are {list(WIRE_SETPOINT_TAGS)}; give every tag "
+        "a browse name"
+    )
+SETPOINT_TAGS = {tag: _BROWSE_NAMES[tag] for tag in WIRE_SETPOINT_TAGS}
+"""Setpoint tag → browse name; the tags and their order are those of
+:data:`edge_bridge.schema.SETPOINT_TAGS`."""
+SETPOINT_TYPES = {tag: _VARIANT_OF_WIRE_TYPE[wire] for tag, wire in WIRE_SETPOINT_TAGS.items()}
+"""Setpoint tag → OPC UA variant type, from the tag's wire type (float: Double, bool: Boolean)."""
 MEASURED_TAGS = {
     "temperature": "Temperature",
     "wear": "Wear",

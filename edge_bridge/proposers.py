@@ -29,12 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from edge_bridge import schema
 from envs.line_env import ProductionLineEnv
 
 Setpoints = dict[str, float | bool]
 """One machine's setpoints: ``speed_factor`` (1 = nominal), ``standby``, ``maintenance``."""
 
-SETPOINT_TAGS = ("speed_factor", "standby", "maintenance")
+SETPOINT_TAGS = tuple(schema.SETPOINT_TAGS)
+"""The tags of a proposal, in order (:data:`edge_bridge.schema.SETPOINT_TAGS`)."""
 
 
 class ProposerError(ValueError):
