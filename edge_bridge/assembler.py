@@ -9,7 +9,9 @@ interval ``I``), from every sample of that interval in :class:`envs.plant.Plant`
 machine has reported a sample at or after its end, or — once at least one has — when
 ``wait_s`` of wall time has passed (a silent machine must not stall the others). A machine whose
 newest sample is older than ``stale_after_s`` of plant time at the interval's end is *stale*: the
-watchdog's signal (the gate hands it to its fallback). Samples of a stale machine are filled with
+watchdog's signal (the gate hands it to its fallback). The decision index follows plant time:
+when a sample arrives for a later interval and nothing of the current one has, the assembler
+moves on to the sample's interval (a bridge started or restarted while the plant runs). Samples of a stale machine are filled with
 NaN (its state with the last one reported, so a twin can keep following it).
 
 Everything that is not a usable sample is refused and counted by reason, never merged:
@@ -90,6 +92,10 @@ class IntervalAssembler:
         if reason is not None:
             self.refused[reason] += 1
             return reason
+        if time_s > self.end_s + 1e-9 and not any(t <= self.end_s + 1e-9 for t in self._rows):
+            # nothing of the current interval arrived (a start or restart mid-run, or a silent
+            # plant): move on to the interval this sample belongs to
+            self.index = max(self.index, math.ceil(time_s / self.interval_s - 1e-9) - 1)
         row = self._rows.setdefault(float(time_s), {"time_s": float(time_s)})
         for signal in self.signals[machine]:
             value = values.get(signal)

@@ -107,3 +107,16 @@ def test_samples_past_the_end_start_the_next_interval():
 def test_non_positive_periods_are_refused(name):
     with pytest.raises(ValueError, match=name):
         assembler(**{name: 0.0})
+
+
+def test_a_start_mid_run_moves_to_the_interval_of_the_first_sample():
+    assembly = assembler()
+    feed(assembly, [36_060, 36_120])
+    assert assembly.index == 120 and assembly.end_s == 36_300
+    feed(assembly, [36_300])
+    interval = assembly.complete()
+    assert interval.index == 120 and [s["time_s"] for s in interval.samples] == [
+        36_060,
+        36_120,
+        36_300,
+    ]
