@@ -52,6 +52,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from paho.mqtt.client import MQTTMessageInfo
 
 from edge_bridge.commands import DedupWindow
 from edge_bridge.mqtt import ConnectionSettings, MqttClient
@@ -273,6 +274,7 @@ class PlantEmulator:
         self._plant_lock = threading.Lock()
         self._client = self._make_client()
         self._birth_connects = -1
+        self._last_sent: MQTTMessageInfo | None = None
         self._bridge_online: bool | None = None
         self._drop_left = dict.fromkeys(self.machines, 0)
         self._offline_left = 0
@@ -325,11 +327,15 @@ class PlantEmulator:
             signals=dict(SIGNAL_UNITS),
             setpoints={tag: kind.__name__ for tag, kind in SETPOINT_TAGS.items()},
         )
-        self._client.publish(birth_topic(self.config.site, self.config.node), birth)
+        self._send(birth_topic(self.config.site, self.config.node), birth)
         self._seq = dict.fromkeys(self.machines, 0)
         self._birth_connects = self._client.connects
         self.births += 1
         logger.info("%s: birth bd_seq=%d", self.config.node, self.bd_seq)
+
+    def _send(self, topic: str, message: Message) -> None:
+        """Publish through the current connection (caller holds the publish lock)."""
+        self._last_sent = self._client.publish(topic, message)
 
     def _rebirth_if_reconnected(self) -> None:
         with self._publish_lock:
@@ -409,7 +415,7 @@ class PlantEmulator:
             self._publish_birth()
             for held in self._buffer:
                 for topic, message in held.messages:
-                    self._client.publish(topic, self._renumbered(message))
+                    self._send(topic, self._renumbered(message))
                 if held.interval >= 0:
                     self._awaiting = held.interval  # the bridge has its data now
             self._buffer = []
@@ -559,7 +565,7 @@ class PlantEmulator:
             if self._link_down:
                 self._held_acks.append(ack)  # sent after the reconnect
                 return
-            self._client.publish(ack_topic(self.config.site, ack.machine), ack)
+            self._send(ack_topic(self.config.site, ack.machine), ack)
 
     # --- time -------------------------------------------------------------------------------
 
@@ -671,7 +677,7 @@ class PlantEmulator:
         QoS 1 messages wait in its queue); offline, buffer it (buffer_offline) or lose it."""
         with self._publish_lock:
             if not self._link_down:
-                self._client.publish(topic, message)
+                self._send(topic, message)
                 return True
             if self.config.buffer_offline:
                 if not self._buffer or self._buffer[-1].interval != k:
@@ -726,12 +732,22 @@ class PlantEmulator:
     def close(self) -> None:
         """Stop cleanly: pending delayed acks are dropped, the connection closes with a
         DISCONNECT (the broker does not publish the death), ``run`` returns."""
-        self._stop.set()
+        self._stop.set()  # from here on no ack is published
         with self._publish_lock:
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
-            self._client.stop()  # after abort() it has nothing left to stop
+            last, self._last_sent = self._last_sent, None
+            client, flush = self._client, not self._link_down
+        if last is not None and flush and client.connected:
+            # let paho write what it queued first (outside the lock: the network thread may
+            # need it): a DISCONNECT behind a burst of publishes can cut a packet short, and
+            # Mosquitto then drops the connection and publishes the will
+            try:
+                last.wait_for_publish(self.config.connect_timeout_s)
+            except (RuntimeError, ValueError):
+                pass
+        client.stop()  # after abort() it has nothing left to stop
 
     def __enter__(self) -> PlantEmulator:
         return self.start()
