@@ -19,7 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from edge_bridge.equipment import DropFault, EmulatorConfig, OfflineFault, PlantEmulator, StepResult  # noqa: E402
+from edge_bridge.equipment import (  # noqa: E402
+    DropFault,
+    EmulatorConfig,
+    OfflineFault,
+    PlantEmulator,
+    StepResult,
+)
 from edge_bridge.mqtt import ConnectionSettings, TlsSettings  # noqa: E402
 from envs.config import ConfigError, from_mapping  # noqa: E402
 from envs.plant import DRIFT_TARGETS, DriftEvent, Plant, load_plant_config  # noqa: E402
@@ -113,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument(
         "--lockstep",
         action="store_true",
+        default=argparse.SUPPRESS,
         help="(default) after each interval wait for its commands, then go on",
     )
     timing.add_argument(
@@ -150,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument(
         "--buffer-offline",
         action="store_true",
-        help="send the samples taken while offline after the reconnect (default: lost)",
+        help="send the samples taken while offline after the reconnect instead of losing them",
     )
     faults.add_argument(
         "--drift",
