@@ -386,9 +386,11 @@ class PlantEmulator:
             if self._link_down:
                 self._offline_left = max(self._offline_left, int(intervals))
                 return
-            self._link_down = True
+            self._link_down = True  # from here on nothing is published on this client
             self._offline_left = int(intervals)
-            self._client.abort()
+            client = self._client
+        # outside the lock: abort() joins paho's thread, which may be waiting for it
+        client.abort()
         logger.info("%s: offline for %d intervals", self.config.node, intervals)
 
     def inject_drift(self, event: DriftEvent) -> None:
@@ -598,6 +600,7 @@ class PlantEmulator:
         else:
             applied = self.process_commands()
         self._awaiting = None
+        self._answered = {d: m for d, m in self._answered.items() if d >= k - 1}
         self._start_scheduled_faults(k)
         with self._plant_lock:
             records, events = self.plant.advance()
