@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # initdb lives outside PATH on Debian (/usr/lib/postgresql/<major>/bin), so it is looked up there.
 SYSTEM_TOOLS := cmake:cmake mosquitto:mosquitto mosquitto_pub:mosquitto-clients
 # Test tools for the minimum-versions job (not themselves under test there).
-TEST_TOOLS := "pytest>=8,<10" "psycopg[binary]>=3.2,<4" "dask[distributed]>=2024.1,<2027"
+TEST_TOOLS := "pytest>=8,<10" "pytest-xdist>=3.5,<4" "pytest-timeout>=2.3,<3" "psycopg[binary]>=3.2,<4" "dask[distributed]>=2024.1,<2027"
 
 PACKAGES := envs agents optimizers federation edge_bridge fmus
 PYTHON_SOURCES := $(PACKAGES) scripts tests .ci
@@ -23,9 +23,13 @@ PYTHON_SOURCES := $(PACKAGES) scripts tests .ci
 demo: fmus
 	$(PY) scripts/demo.py
 
-# The test command (CI runs exactly this): lint, format check and type check, then the suite.
+# The test command (CI runs exactly this): lint, format check and type check, then the suite,
+# spread over PYTEST_WORKERS processes (pytest-xdist; one test file stays on one worker, so a
+# module's fixtures are built once). PYTEST_WORKERS=0 runs it in this process.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL = $(if $(filter 0,$(PYTEST_WORKERS)),,-n $(PYTEST_WORKERS) --dist loadfile)
 test: fmus system-deps lint
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_PARALLEL)
 
 install: $(INSTALLED)
 
@@ -71,7 +75,7 @@ test-min: fmus system-deps
 	$(MIN_VENV)/bin/python -m pip install --quiet -r $(MIN_VENV)/floors.txt $(TEST_TOOLS)
 	$(MIN_VENV)/bin/python -m pip install --quiet --no-deps -e .
 	$(MIN_VENV)/bin/python -m pip check
-	$(MIN_VENV)/bin/python -m pytest -q $(MIN_PYTEST_ARGS)
+	$(MIN_VENV)/bin/python -m pytest -q $(PYTEST_PARALLEL) $(MIN_PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) runs build *.egg-info
