@@ -52,7 +52,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from paho.mqtt.client import MQTTMessageInfo
 
 from edge_bridge.commands import DedupWindow
 from edge_bridge.mqtt import ConnectionSettings, MqttClient
@@ -274,7 +273,6 @@ class PlantEmulator:
         self._plant_lock = threading.Lock()
         self._client = self._make_client()
         self._birth_connects = -1
-        self._last_sent: MQTTMessageInfo | None = None
         self._bridge_online: bool | None = None
         self._drop_left = dict.fromkeys(self.machines, 0)
         self._offline_left = 0
@@ -335,7 +333,7 @@ class PlantEmulator:
 
     def _send(self, topic: str, message: Message) -> None:
         """Publish through the current connection (caller holds the publish lock)."""
-        self._last_sent = self._client.publish(topic, message)
+        self._client.publish(topic, message)
 
     def _rebirth_if_reconnected(self) -> None:
         with self._publish_lock:
@@ -740,16 +738,9 @@ class PlantEmulator:
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
-            last, self._last_sent = self._last_sent, None
-            client, flush = self._client, not self._link_down
-        if last is not None and flush and client.connected:
-            # let paho write what it queued first (outside the lock: the network thread may
-            # need it): a DISCONNECT behind a burst of publishes can cut a packet short, and
-            # Mosquitto then drops the connection and publishes the will
-            try:
-                last.wait_for_publish(self.config.connect_timeout_s)
-            except (RuntimeError, ValueError):
-                pass
+            client = self._client
+        # outside the lock: stop() waits for the broker's acks, read on paho's thread, whose
+        # handlers may need the lock
         client.stop()  # after abort() it has nothing left to stop
 
     def __enter__(self) -> PlantEmulator:

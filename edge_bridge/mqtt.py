@@ -16,6 +16,10 @@ It adds to paho what every bridge/equipment/operator client needs:
 - **reconnect with exponential backoff**: paho's own (``reconnect_delay_set``): after a lost
   connection or a refused attempt it waits ``reconnect_min_s``, doubling up to
   ``reconnect_max_s``, reset after a successful CONNACK. It retries forever until ``stop``;
+- **clean stop**: ``stop`` first waits (bounded) until the broker has acknowledged every QoS > 0
+  publish, then sends DISCONNECT. paho closes the socket right after writing DISCONNECT; PUBACKs
+  still unread in the socket then turn the close into a TCP reset, the broker loses the
+  DISCONNECT ("disconnected due to out of memory" in Mosquitto's log) and publishes the will;
 - TLS (CA file, optional client certificate), username/password, last will.
 
 **Threads**: paho runs the network loop in its own thread (``loop_start``); handlers,
@@ -118,6 +122,8 @@ class MqttClient:
         self._handlers: dict[str, tuple[Handler, int]] = {}
         self._subscribe_mid: int | None = None
         self._subscribed_filters: list[str] = []
+        self._unacknowledged: dict[int, paho.MQTTMessageInfo] = {}
+        self._acknowledged = threading.Condition()
         self._connected = threading.Event()
         self._refused = threading.Event()
         self._started = False
@@ -200,13 +206,57 @@ class MqttClient:
                 )
         return self
 
-    def stop(self) -> None:
-        """Disconnect cleanly (the broker does NOT publish the will) and stop the loop."""
+    @property
+    def unacknowledged(self) -> int:
+        """QoS > 0 publishes the broker has not acknowledged yet (queued ones included)."""
+        with self._acknowledged:
+            return len(self._unacknowledged)
+
+    def wait_acknowledged(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` seconds, while connected, until the broker has acknowledged
+        every QoS > 0 publish; whether none is left unacknowledged. Returns at once when not
+        connected (queued messages go out only after a reconnect)."""
+        deadline = time.monotonic() + timeout_s
+        with self._acknowledged:
+            while self._unacknowledged and self._connected.is_set():
+                self._forget_published()
+                left = deadline - time.monotonic()
+                if not self._unacknowledged or left <= 0:
+                    break
+                self._acknowledged.wait(min(left, 0.05))
+            return not self._unacknowledged
+
+    def _forget_published(self) -> None:
+        """Drop entries whose PUBACK came before ``publish`` recorded them (caller holds the
+        lock): ``_on_publish`` found nothing to remove then."""
+        for mid, info in list(self._unacknowledged.items()):
+            try:
+                published = info.is_published()
+            except (RuntimeError, ValueError):  # queued while disconnected: rc says NO_CONN
+                published = False
+            if published:
+                del self._unacknowledged[mid]
+
+    def stop(self, drain_timeout_s: float = 5.0) -> None:
+        """Disconnect cleanly (the broker does NOT publish the will) and stop the loop. First
+        waits up to ``drain_timeout_s`` seconds (while connected) until the broker acknowledged
+        the outstanding QoS > 0 publishes (``wait_acknowledged``); those still unacknowledged
+        then are logged and, with a persistent session, resent by a later connection of the
+        same client id."""
         if self._started:
+            if not self.wait_acknowledged(drain_timeout_s) and self._connected.is_set():
+                logger.warning(
+                    "%s: %d publishes not acknowledged within %.1f s; disconnecting anyway",
+                    self.settings.client_id,
+                    self.unacknowledged,
+                    drain_timeout_s,
+                )
             self._client.disconnect()
             self._client.loop_stop()
             self._started = False
         self._connected.clear()
+        with self._acknowledged:
+            self._unacknowledged.clear()
 
     def abort(self) -> None:
         """Drop the connection without a DISCONNECT packet, as a crash or a pulled cable does:
@@ -310,15 +360,24 @@ class MqttClient:
         properties = Properties(PacketTypes.PUBLISH)
         if expiry_s is not None:
             properties.MessageExpiryInterval = max(1, int(expiry_s))
-        return self._client.publish(
+        info = self._client.publish(
             topic, message.to_payload(), qos=rule.qos, retain=rule.retain, properties=properties
         )
+        return self._track(info, rule.qos)
 
     def publish_raw(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> paho.MQTTMessageInfo:
         """Publish bytes unchecked (tests of receivers and of the broker's ACL and limits)."""
-        return self._client.publish(topic, payload, qos=qos, retain=retain)
+        return self._track(self._client.publish(topic, payload, qos=qos, retain=retain), qos)
+
+    def _track(self, info: paho.MQTTMessageInfo, qos: int) -> paho.MQTTMessageInfo:
+        """Remember a QoS > 0 publish paho accepted (sent or queued) until its PUBACK."""
+        queued = (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
+        if qos > 0 and info.rc in queued:
+            with self._acknowledged:
+                self._unacknowledged[info.mid] = info
+        return info
 
     def _on_publish(
         self,
@@ -328,6 +387,10 @@ class MqttClient:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
+        with self._acknowledged:  # a refused publish is answered too: nothing to wait for
+            self._unacknowledged.pop(mid, None)
+            if not self._unacknowledged:
+                self._acknowledged.notify_all()
         if reason.is_failure:
             self.publish_refused[str(reason)] += 1
             logger.warning("%s: publish %d refused: %s", self.settings.client_id, mid, reason)

@@ -155,6 +155,45 @@ def test_last_will_on_a_dead_client_not_on_a_clean_stop(module_broker, mqtt_clie
     assert deaths == [NodeDeath("gw-dying", 4)]
 
 
+def test_stop_after_a_burst_waits_for_the_acks_and_the_will_is_not_published(
+    module_broker, mqtt_clients
+):
+    # before stop() waited, about one stop in two right after 40 publishes ended in a TCP
+    # reset: Mosquitto logged "disconnected due to out of memory" and published the will
+    deaths, on_death = inbox()
+    samples, on_sample = inbox()
+    mqtt_clients(module_broker, "bridge", "bridge-burst",
+                 subscribe={topics.filter_for("death", SITE): on_death,
+                            topics.filter_for("telemetry", SITE): on_sample})  # fmt: skip
+    for trial in range(5):
+        node = f"gw-burst-{trial}"
+        equipment = mqtt_clients(
+            module_broker, "equipment", node, will=(topics.death_topic(SITE, node),
+                                                    NodeDeath(node, trial))
+        )  # fmt: skip
+        for seq in range(40):
+            equipment.publish(topics.telemetry_topic(SITE, MACHINE), sample(seq))
+        assert equipment.unacknowledged > 0
+        equipment.stop()
+        assert equipment.unacknowledged == 0
+    assert wait_until(lambda: len(samples) == 5 * 40)
+    time.sleep(0.3)
+    assert deaths == []
+    assert "out of memory" not in module_broker.log_tail(400)
+
+
+def test_stop_does_not_wait_for_acks_while_the_broker_is_down(broker, mqtt_clients):
+    equipment = mqtt_clients(broker, "equipment", "gw-down")
+    broker.stop()
+    assert wait_until(lambda: not equipment.connected)
+    equipment.publish(topics.telemetry_topic(SITE, MACHINE), sample())  # queued by paho
+    assert equipment.unacknowledged == 1
+    assert not equipment.wait_acknowledged(0.1)
+    began = time.monotonic()
+    equipment.stop(drain_timeout_s=5.0)
+    assert time.monotonic() - began < 1.0
+
+
 def test_queued_command_reaches_a_persistent_session_after_reconnect_and_broker_restart(
     broker, mqtt_clients
 ):
