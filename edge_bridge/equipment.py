@@ -496,10 +496,9 @@ class PlantEmulator:
         }
 
     def _in_force(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        # Plant has no public accessor of its setpoints yet (requested: Plant.setpoints());
-        # read its private copies, the values its next advance() uses
-        plant = self.plant
-        return plant._speed.copy(), plant._standby.copy(), plant._maintenance.copy()
+        """The plant's setpoints for its next advance (speed, standby, maintenance; copies).
+        Only the stepping thread changes them (``_apply``), so no lock is needed."""
+        return self.plant.setpoints()
 
     def _handle(self, command: Command) -> int:
         """Answer one command on the stepping thread; 1 if it was applied."""

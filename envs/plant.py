@@ -12,6 +12,7 @@ Interface (the edge bridge will put it on MQTT)::
     plant = Plant(load_plant_config("configs/plant_example.toml"))
     plant.reset()
     plant.apply(speed_factors=..., maintenance=..., standby=...)  # optional, sticky
+    speed, standby, maintenance = plant.setpoints()                # what is in force (copies)
     records, events = plant.advance()        # one decision interval of the scenario
     sample = plant.measure()                 # {"time_s": ..., "machining-1.temperature": ...}
     plant.samples                            # every sample taken during the last advance
@@ -167,6 +168,14 @@ class Plant:
             self._maintenance = checked["maintenance"].copy()
         if "standby" in checked:
             self._standby = checked["standby"].copy()
+
+    def setpoints(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The setpoints the next :meth:`advance` uses, one entry per machine in
+        ``machine_names`` order: speed factors (float, 1 = nominal), standby permissions (bool)
+        and maintenance requests pending (bool, one-shot: cleared by ``advance``). Copies:
+        changing them changes nothing; pass them to :meth:`apply` for that."""
+        self._require_reset()
+        return self._speed.copy(), self._standby.copy(), self._maintenance.copy()
 
     def inject_drift(self, event: DriftEvent) -> None:
         """Schedule a drift ``event`` at runtime (faults on demand, e.g. the MQTT emulator),

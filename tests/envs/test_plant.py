@@ -159,8 +159,29 @@ def test_apply_rejects_bad_setpoints_and_keeps_the_old_ones():
             plant.apply(speed_factors=np.ones(3))
         with pytest.raises(ValueError, match="outside its range"):
             plant.apply(speed_factors=np.full(7, 5.0), standby=np.ones(7, bool))
-        assert plant._speed.tolist() == [1.2] * 7
-        assert not plant._standby.any()
+        speed, standby, maintenance = plant.setpoints()
+        assert speed.tolist() == [1.2] * 7
+        assert not standby.any() and not maintenance.any()
+
+
+def test_setpoints_are_copies_and_maintenance_is_one_shot():
+    with Plant(PlantConfig()) as plant:
+        with pytest.raises(RuntimeError, match="reset"):
+            plant.setpoints()
+        plant.reset()
+        speed, standby, maintenance = plant.setpoints()
+        assert speed.tolist() == [1.0] * 7 and not standby.any() and not maintenance.any()
+        requested = np.zeros(7, bool)
+        requested[2] = True
+        plant.apply(speed_factors=np.full(7, 0.9), standby=np.ones(7, bool), maintenance=requested)
+        speed, standby, maintenance = plant.setpoints()
+        speed[:] = 1.1  # a copy: the plant keeps its own
+        assert plant.setpoints()[0].tolist() == [0.9] * 7
+        assert standby.all() and maintenance.tolist() == requested.tolist()
+        plant.advance()
+        speed, standby, maintenance = plant.setpoints()
+        assert speed.tolist() == [0.9] * 7 and standby.all()  # sticky
+        assert not maintenance.any()  # used by that advance
 
 
 @pytest.mark.parametrize(
