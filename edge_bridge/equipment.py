@@ -48,7 +48,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,7 +76,7 @@ from edge_bridge.topics import (
     kpi_topic,
     telemetry_topic,
 )
-from envs.kpi import IntervalRecord
+from envs.kpi import IntervalRecord, combine_records
 from envs.plant import SIGNAL_KINDS, DriftEvent, Plant
 
 __all__ = [
@@ -87,7 +87,6 @@ __all__ = [
     "OfflineFault",
     "PlantEmulator",
     "StepResult",
-    "combine_records",
 ]
 
 logger = logging.getLogger(__name__)
@@ -100,38 +99,6 @@ SIGNAL_UNITS: dict[str, str] = {
     "state": "MachineState",
 }
 """Units of the telemetry signals as the birth announces them (envs.plant_signals' table)."""
-
-
-def combine_records(records: Sequence[IntervalRecord]) -> IntervalRecord:
-    """One :class:`IntervalRecord` for consecutive records (the plant's per-sample records of a
-    decision interval): durations, energies, costs, parts and hours summed; ``energy_price``
-    energy-weighted (duration-weighted when no energy was drawn), so price × energy is the
-    interval's energy cost; ``backlog_parts`` time-weighted (the mean over the span).
-    ValueError for an empty sequence."""
-    if not records:
-        raise ValueError("combine_records needs at least one IntervalRecord")
-    duration = sum(r.duration_h for r in records)
-    energy = sum(r.energy_kwh for r in records)
-    if energy > 0:
-        price = sum(r.energy_price * r.energy_kwh for r in records) / energy
-    else:
-        price = sum(r.energy_price * r.duration_h for r in records) / duration
-    return IntervalRecord(
-        duration_h=duration,
-        energy_kwh=energy,
-        energy_price=price,
-        idle_energy_kwh=min(energy, sum(r.idle_energy_kwh for r in records)),
-        maintenance_cost=sum(r.maintenance_cost for r in records),
-        repair_cost=sum(r.repair_cost for r in records),
-        good_parts=sum(r.good_parts for r in records),
-        scrap_parts=sum(r.scrap_parts for r in records),
-        backlog_parts=sum(r.backlog_parts * r.duration_h for r in records) / duration,
-        downtime_h=sum(r.downtime_h for r in records),
-        maintenance_h=sum(r.maintenance_h for r in records),
-        planned_h=sum(r.planned_h for r in records),
-        ideal_parts=sum(r.ideal_parts for r in records),
-        made_parts=sum(r.made_parts for r in records),
-    )
 
 
 def _at_least(name: str, value: float, low: float) -> None:

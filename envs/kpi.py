@@ -2,8 +2,9 @@
 evaluation harness and the edge bridge. Nothing else computes a KPI.
 
 A simulation reports what happened in each interval as an :class:`IntervalRecord` (physical
-quantities only: kWh, hours, parts, prices). A :class:`KpiLedger` turns records into
-:class:`Kpis`, both per interval (the increment) and as running totals:
+quantities only: kWh, hours, parts, prices; :func:`combine_records` merges consecutive ones). A
+:class:`KpiLedger` turns records into :class:`Kpis`, both per interval (the increment) and as
+running totals:
 
 =================  =====  ===================================================================
 KPI                unit   definition
@@ -30,6 +31,7 @@ The classic digital-twin objective is Z = w1·C + w2·E + w3·D subject to T ≥
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -99,6 +101,38 @@ class IntervalRecord:
     @property
     def mean_power_kw(self) -> float:
         return self.energy_kwh / self.duration_h
+
+
+def combine_records(records: Sequence[IntervalRecord]) -> IntervalRecord:
+    """One :class:`IntervalRecord` for consecutive records (e.g. the plant's per-sample records
+    of a decision interval): durations, energies, costs, parts and hours summed;
+    ``energy_price`` energy-weighted (duration-weighted when no energy was drawn), so price ×
+    energy is the interval's energy cost; ``backlog_parts`` time-weighted (the mean over the
+    span). ValueError for an empty sequence."""
+    if not records:
+        raise ValueError("combine_records needs at least one IntervalRecord")
+    duration = sum(r.duration_h for r in records)
+    energy = sum(r.energy_kwh for r in records)
+    if energy > 0:
+        price = sum(r.energy_price * r.energy_kwh for r in records) / energy
+    else:
+        price = sum(r.energy_price * r.duration_h for r in records) / duration
+    return IntervalRecord(
+        duration_h=duration,
+        energy_kwh=energy,
+        energy_price=price,
+        idle_energy_kwh=min(energy, sum(r.idle_energy_kwh for r in records)),
+        maintenance_cost=sum(r.maintenance_cost for r in records),
+        repair_cost=sum(r.repair_cost for r in records),
+        good_parts=sum(r.good_parts for r in records),
+        scrap_parts=sum(r.scrap_parts for r in records),
+        backlog_parts=sum(r.backlog_parts * r.duration_h for r in records) / duration,
+        downtime_h=sum(r.downtime_h for r in records),
+        maintenance_h=sum(r.maintenance_h for r in records),
+        planned_h=sum(r.planned_h for r in records),
+        ideal_parts=sum(r.ideal_parts for r in records),
+        made_parts=sum(r.made_parts for r in records),
+    )
 
 
 @dataclass(frozen=True)

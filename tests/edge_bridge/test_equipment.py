@@ -16,12 +16,7 @@ from pathlib import Path
 import pytest
 
 from edge_bridge import topics
-from edge_bridge.equipment import (
-    DropFault,
-    EmulatorConfig,
-    PlantEmulator,
-    combine_records,
-)
+from edge_bridge.equipment import DropFault, EmulatorConfig, PlantEmulator
 from edge_bridge.schema import (
     Ack,
     BridgeState,
@@ -32,7 +27,6 @@ from edge_bridge.schema import (
     Telemetry,
     new_command_id,
 )
-from envs.kpi import IntervalRecord
 from envs.plant import DriftEvent, Plant, load_plant_config
 from tests.edge_bridge.broker_fixtures import (  # noqa: F401
     module_broker,
@@ -366,31 +360,3 @@ def test_inject_drift_and_bad_input(setup, module_broker, plant):
             module_broker.settings("equipment", "x", session_expiry_s=60),
             EmulatorConfig(drops=(DropFault("milling-9", 0, 1),)),
         )
-
-
-def test_combine_records_weights_price_by_energy_and_backlog_by_time():
-    records = [
-        IntervalRecord(
-            duration_h=0.5,
-            energy_kwh=1.0,
-            energy_price=0.1,
-            backlog_parts=10.0,
-            good_parts=2,
-            idle_energy_kwh=0.5,
-        ),
-        IntervalRecord(
-            duration_h=1.5,
-            energy_kwh=3.0,
-            energy_price=0.3,
-            backlog_parts=2.0,
-            good_parts=1,
-            repair_cost=5.0,
-        ),
-    ]
-    combined = combine_records(records)
-    assert combined.duration_h == 2.0 and combined.energy_kwh == 4.0
-    assert combined.energy_price * combined.energy_kwh == pytest.approx(0.1 + 0.9)
-    assert combined.backlog_parts == pytest.approx((5.0 + 3.0) / 2.0)
-    assert (combined.good_parts, combined.repair_cost, combined.idle_energy_kwh) == (3, 5.0, 0.5)
-    with pytest.raises(ValueError, match="at least one"):
-        combine_records([])

@@ -12,6 +12,7 @@ from envs.kpi import (
     IntervalRecord,
     KpiLedger,
     Kpis,
+    combine_records,
     constraint_violation,
     penalised_objective,
     relative_change,
@@ -149,3 +150,31 @@ def test_bad_records_are_refused(field, value):
         IntervalRecord(duration_h=1.0, energy_kwh=1.0, energy_price=0.1, idle_energy_kwh=2.0)
     with pytest.raises(ValueError, match="scrap_per_part"):
         CostRates(scrap_per_part=-1.0, backlog_per_part_hour=0.0)
+
+
+def test_combine_records_weights_price_by_energy_and_backlog_by_time():
+    records = [
+        IntervalRecord(
+            duration_h=0.5,
+            energy_kwh=1.0,
+            energy_price=0.1,
+            backlog_parts=10.0,
+            good_parts=2,
+            idle_energy_kwh=0.5,
+        ),
+        IntervalRecord(
+            duration_h=1.5,
+            energy_kwh=3.0,
+            energy_price=0.3,
+            backlog_parts=2.0,
+            good_parts=1,
+            repair_cost=5.0,
+        ),
+    ]
+    combined = combine_records(records)
+    assert combined.duration_h == 2.0 and combined.energy_kwh == 4.0
+    assert combined.energy_price * combined.energy_kwh == pytest.approx(0.1 + 0.9)
+    assert combined.backlog_parts == pytest.approx((5.0 + 3.0) / 2.0)
+    assert (combined.good_parts, combined.repair_cost, combined.idle_energy_kwh) == (3, 5.0, 0.5)
+    with pytest.raises(ValueError, match="at least one"):
+        combine_records([])
