@@ -1,0 +1,373 @@
+"""Synthetic equipment for load tests of the bridge (``scripts/bench_bridge.py``).
+
+:func:`scaled_scenario` turns the shipped ``automotive_components`` line (4 mills → 2 welding
+robots → 1 inspection robot) into one of N machines with the same station parameters: the
+machine counts keep the 4 : 2 : 1 ratio and, since a station holds at most 20 parallel machines
+(:class:`envs.scenario.StationConfig`), a line of more than 20 machines of a kind is split into
+``cells`` — copies of the three stations in series (``cell1_machining``, ``cell1_welding``, …),
+each cell's machine counts as even as possible. Demand and the peak limits scale with the
+machines so the heuristics see a plausible plant.
+
+:class:`SyntheticEquipment` is one edge node (one MQTT 5 connection, role ``equipment``,
+persistent session) hosting every machine of such a scenario. It publishes schema-valid
+:class:`~edge_bridge.schema.Telemetry` for all machines at ``rate_hz`` (wall clock): each
+*tick* is one scenario tick of plant time (``time_s = tick · tick_s``), all machines sampled at
+the same instant and published in one burst (as a gateway polling its PLCs), so plant time runs
+``tick_s × rate_hz`` faster than real time and a decision interval completes every
+``decision_interval_s / tick_s`` ticks. Signals are plausible, not physical: states mostly busy
+(a two-state busy/idle chain), temperature relaxing toward a busy or idle level with noise, wear
+slowly rising while busy, power by state (a mill alternates cutting and handling), vibration for
+mills. Every message carries ``sent_at``.
+
+Commands are answered at once on the network thread: applied (or ``duplicate`` for a key seen
+before, ``expired`` past ``expires_at``) with the read-back of what is now in force, so the
+bridge's ledger settles; a maintenance request puts the machine into maintenance for the
+scenario's ``maintenance_h`` and renews its tool. Each command's arrival time is recorded.
+:meth:`SyntheticEquipment.run` returns a :class:`LoadReport`: the ``sent_at`` of each tick's last
+message (the one that completes a decision interval at a boundary tick), the messages sent, and
+every command received with its arrival time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_bridge import topics
+from edge_bridge.commands import DedupWindow
+from edge_bridge.mqtt import ConnectionSettings, MqttClient
+from edge_bridge.schema import SETPOINT_TAGS, Ack, Command, Message, NodeBirth, NodeDeath, Telemetry
+from envs.machines import MachineState
+from envs.scenario import Scenario, StationConfig, load_scenario
+
+__all__ = [
+    "MAX_PER_STATION",
+    "LoadReport",
+    "ReceivedCommand",
+    "SyntheticEquipment",
+    "scaled_scenario",
+]
+
+MAX_PER_STATION = 20
+"""Parallel machines a station may hold (the bound of ``StationConfig.machines``)."""
+_BASE_SHARES = (4, 2, 1)  # machining : welding : inspection in automotive_components
+_BUSY, _IDLE, _MAINTENANCE = (
+    int(MachineState.BUSY),
+    int(MachineState.IDLE),
+    int(MachineState.MAINTENANCE),
+)
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """``total`` as ``parts`` whole numbers differing by at most one, larger first."""
+    return [total // parts + (1 if k < total % parts else 0) for k in range(parts)]
+
+
+def scaled_scenario(machines: int, base: str = "automotive_components") -> Scenario:
+    """The ``base`` scenario with ``machines`` machines (module docstring); ValueError for a
+    count below the base's number of stations or a base that is not the 3-station line."""
+    scenario = load_scenario(base)
+    stations = scenario.stations
+    if len(stations) != len(_BASE_SHARES):
+        raise ValueError(
+            f"scaled_scenario expects a 3-station base line, {base} has {len(stations)}"
+        )
+    if not (isinstance(machines, int) and machines >= len(stations)):
+        raise ValueError(f"machines must be a whole number >= {len(stations)}, not {machines!r}")
+    shares = sum(_BASE_SHARES)
+    counts = [round(machines * share / shares) for share in _BASE_SHARES[:-1]]
+    counts.append(machines - sum(counts))
+    counts = [max(1, c) for c in counts]
+    counts[0] = machines - sum(counts[1:])
+    cells = max(math.ceil(c / MAX_PER_STATION) for c in counts)
+    if any(c < cells for c in counts):
+        raise ValueError(f"{machines} machines cannot fill {cells} cells of 3 stations")
+    per_cell = [_split(count, cells) for count in counts]
+    scaled: list[StationConfig] = []
+    for cell in range(cells):
+        for station, split in zip(stations, per_cell, strict=True):
+            name = station.name if cells == 1 else f"cell{cell + 1}_{station.name}"
+            scaled.append(dataclasses.replace(station, name=name, machines=split[cell]))
+    factor = machines / scenario.machine_count
+    per_cell_factor = factor / cells  # a cell in series carries one cell's throughput
+    demand = dataclasses.replace(
+        scenario.demand,
+        orders_per_hour=scenario.demand.orders_per_hour * per_cell_factor,
+        initial_backlog=round(scenario.demand.initial_backlog * per_cell_factor),
+    )
+    objective = dataclasses.replace(
+        scenario.objective,
+        throughput_min_per_h=scenario.objective.throughput_min_per_h * per_cell_factor,
+        peak_max_kw=scenario.objective.peak_max_kw * factor,
+    )
+    return dataclasses.replace(
+        scenario,
+        name=f"{scenario.name}_x{machines}",
+        description=f"{scenario.name} scaled to {machines} machines in {cells} cell(s)",
+        stations=tuple(scaled),
+        contracted_peak_kw=scenario.contracted_peak_kw * factor,
+        demand=demand,
+        objective=objective,
+    )
+
+
+@dataclass(frozen=True)
+class ReceivedCommand:
+    """A command as it reached the equipment: ``arrived_at`` unix s, ``status`` of its ack."""
+
+    command_id: str
+    idempotency_key: str
+    machine: str
+    decision_index: int
+    issued_at: float
+    arrived_at: float
+    status: str
+
+
+@dataclass
+class LoadReport:
+    """What :meth:`SyntheticEquipment.run` did (times unix s)."""
+
+    machines: int
+    rate_hz: float
+    ticks_per_decision: int
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    tick_sent_at: list[float] = field(default_factory=list)
+    """Per tick, ``sent_at`` of its last telemetry message."""
+    telemetry_sent: int = 0
+    late_ticks: int = 0
+    """Ticks that started more than one period behind schedule (the generator fell behind)."""
+    max_lateness_s: float = 0.0
+    acks_sent: int = 0
+    commands: list[ReceivedCommand] = field(default_factory=list)
+
+    def boundary_sent_at(self, decision_index: int) -> float:
+        """``sent_at`` of the message that completed decision interval ``decision_index``
+        (NaN if that tick was not sent)."""
+        tick = (decision_index + 1) * self.ticks_per_decision
+        return self.tick_sent_at[tick] if tick < len(self.tick_sent_at) else math.nan
+
+    @property
+    def decisions_expected(self) -> int:
+        """Decision intervals whose boundary tick was sent."""
+        return max(0, (len(self.tick_sent_at) - 1) // self.ticks_per_decision)
+
+
+class SyntheticEquipment:
+    """One edge node publishing telemetry of every machine of ``scenario`` (module docstring).
+    ``settings`` must ask for a persistent session (``session_expiry_s > 0``)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        settings: ConnectionSettings,
+        *,
+        site: str,
+        node: str = "load-1",
+        rate_hz: float = 10.0,
+        seed: int = 0,
+    ) -> None:
+        if settings.session_expiry_s <= 0:
+            raise ValueError("SyntheticEquipment needs a persistent session: session_expiry_s > 0")
+        if not (math.isfinite(rate_hz) and 0 < rate_hz <= 1000):
+            raise ValueError(f"rate_hz must be in (0, 1000], not {rate_hz!r}")
+        self.scenario = scenario
+        self.site = topics.check_name(site, "site")
+        self.node = topics.check_name(node, "node")
+        self.rate_hz = float(rate_hz)
+        self.machines = tuple(scenario.machine_names)
+        self.ticks_per_decision = round(scenario.decision_interval_s / scenario.tick_s)
+        equipment = scenario.machine_equipment
+        self._mill = np.array([equipment[m] == "CncMill" for m in self.machines])
+        self._index = {name: k for k, name in enumerate(self.machines)}
+        count = len(self.machines)
+        self._rng = np.random.default_rng(seed)
+        self._state = np.full(count, _BUSY)
+        self._temperature = np.full(count, 30.0)
+        self._wear = self._rng.uniform(0.0, 0.3, count)
+        self._maintenance_left = np.zeros(count, dtype=int)
+        self._speed = np.ones(count)
+        self._standby = np.zeros(count, dtype=bool)
+        self._maintenance_ticks = max(
+            1, round(scenario.reliability.maintenance_h * 3600 / scenario.tick_s)
+        )
+        self._lock = threading.Lock()
+        self._dedup = DedupWindow(capacity=max(10_000, 20 * count))
+        self.report = LoadReport(count, self.rate_hz, self.ticks_per_decision)
+        self._client = MqttClient(
+            settings, will=(topics.death_topic(site, node), NodeDeath(node, 0))
+        )
+        for machine in self.machines:
+            self._client.subscribe(topics.command_topic(site, machine), self._on_command)
+
+    def start(self, timeout_s: float = 10.0) -> SyntheticEquipment:
+        """Connect and publish the node's birth."""
+        self._client.connect(timeout_s)
+        birth = NodeBirth(
+            node=self.node,
+            bd_seq=0,
+            machines=self.machines,
+            sent_at=time.time(),
+            setpoints={tag: kind.__name__ for tag, kind in SETPOINT_TAGS.items()},
+        )
+        self._send(topics.birth_topic(self.site, self.node), birth)
+        return self
+
+    def close(self) -> None:
+        """Disconnect cleanly (no death message)."""
+        self._client.stop()
+
+    def _send(self, topic: str, message: Message) -> None:
+        self._client.publish(topic, message)
+
+    # --- telemetry --------------------------------------------------------------------------
+    def run(
+        self,
+        seconds: float,
+        *,
+        progress: Callable[[LoadReport], None] | None = None,
+        progress_every_s: float = 10.0,
+    ) -> LoadReport:
+        """Publish for ``seconds`` of wall time (rounded up so the last tick ends a decision
+        interval) and return the report (commands keep arriving into it until :meth:`close`)."""
+        per = self.ticks_per_decision
+        ticks = math.ceil(seconds * self.rate_hz / per) * per + 1  # ticks 0 .. a boundary
+        period = 1.0 / self.rate_hz
+        report = self.report
+        report.started_at = start = time.time()
+        next_progress = start + progress_every_s
+        for tick in range(ticks):
+            due = start + tick * period
+            now = time.time()
+            if due > now:
+                time.sleep(due - now)
+            elif now - due > period:
+                report.late_ticks += 1
+                report.max_lateness_s = max(report.max_lateness_s, now - due)
+            self._publish_tick(tick)
+            if progress is not None and time.time() >= next_progress:
+                next_progress += progress_every_s
+                progress(report)
+        report.ended_at = time.time()
+        return report
+
+    def _advance_signals(self) -> None:
+        rng, count = self._rng, len(self.machines)
+        with self._lock:
+            serving = self._maintenance_left > 0
+            self._maintenance_left[serving] -= 1
+            done = serving & (self._maintenance_left == 0)
+            self._wear[done] = 0.0
+            flip = rng.random(count)
+            busy = self._state == _BUSY
+            state = np.where(
+                busy, np.where(flip < 0.03, _IDLE, _BUSY), np.where(flip < 0.3, _BUSY, _IDLE)
+            )
+            self._state = np.where(self._maintenance_left > 0, _MAINTENANCE, state)
+        busy = self._state == _BUSY
+        tick_h = self.scenario.tick_s / 3600.0
+        target = np.where(busy, 38.0 + 6.0 * self._speed, 26.0)
+        self._temperature += 0.2 * (target - self._temperature) + rng.normal(0.0, 0.3, count)
+        self._wear = np.minimum(1.0, self._wear + busy * self._speed * tick_h / 8.0)
+
+    def _signals(self) -> list[dict[str, float | int | None]]:
+        count = len(self.machines)
+        busy = self._state == _BUSY
+        idle = self._state == _IDLE
+        cutting = self._rng.random(count) < 0.6
+        mill_power = np.where(
+            busy, np.where(cutting, 10.5, 5.0) * self._speed, np.where(idle, 2.0, 0.4)
+        )
+        robot_power = np.where(busy, 2.5 * self._speed, np.where(idle, 0.9, 0.2))
+        power = np.where(self._mill, mill_power, robot_power) + self._rng.normal(0.0, 0.1, count)
+        vibration = np.where(busy, 1.8 * self._speed, 0.3) + self._rng.normal(0.0, 0.05, count)
+        rows: list[dict[str, float | int | None]] = []
+        for k in range(count):
+            row: dict[str, float | int | None] = {
+                "temperature": float(self._temperature[k]),
+                "wear": float(self._wear[k]),
+                "power": float(max(0.0, power[k])),
+                "state": int(self._state[k]),
+            }
+            if self._mill[k]:
+                row["vibration"] = float(max(0.0, vibration[k]))
+            rows.append(row)
+        return rows
+
+    def _publish_tick(self, tick: int) -> None:
+        self._advance_signals()
+        rows = self._signals()
+        time_s = tick * self.scenario.tick_s
+        with self._lock:
+            setpoints = [
+                {"speed_factor": float(self._speed[k]), "standby": bool(self._standby[k])}
+                for k in range(len(self.machines))
+            ]
+        sent_at = math.nan
+        for k, machine in enumerate(self.machines):
+            sent_at = time.time()
+            message = Telemetry(
+                machine=machine,
+                seq=tick,
+                time_s=time_s,
+                sent_at=sent_at,
+                signals=rows[k],
+                setpoints=setpoints[k],
+            )
+            self._send(topics.telemetry_topic(self.site, machine), message)
+        self.report.telemetry_sent += len(self.machines)
+        self.report.tick_sent_at.append(sent_at)
+
+    # --- commands (paho's network thread) ----------------------------------------------------
+    def _on_command(self, topic: str, message: Message) -> None:
+        arrived = time.time()
+        if not isinstance(message, Command) or message.machine not in self._index:
+            return
+        k = self._index[message.machine]
+        if self._dedup.seen(message.command_id, message.idempotency_key):
+            status = "duplicate"
+        elif message.expired(arrived):
+            status = "expired"
+        else:
+            status = "applied"
+            self._dedup.remember(message.command_id, message.idempotency_key)
+            setpoints = message.setpoints
+            with self._lock:
+                self._speed[k] = float(setpoints["speed_factor"])
+                self._standby[k] = bool(setpoints["standby"])
+                if setpoints["maintenance"] and self._maintenance_left[k] == 0:
+                    self._maintenance_left[k] = self._maintenance_ticks
+        with self._lock:
+            readback: dict[str, float | bool] = {
+                "speed_factor": float(self._speed[k]),
+                "standby": bool(self._standby[k]),
+                "maintenance": bool(message.setpoints["maintenance"]) and status == "applied",
+            }
+        ack = Ack(
+            command_id=message.command_id,
+            idempotency_key=message.idempotency_key,
+            machine=message.machine,
+            status=status,
+            acked_at=time.time(),
+            readback=readback,
+        )
+        self._send(topics.ack_topic(self.site, message.machine), ack)
+        self.report.acks_sent += 1
+        self.report.commands.append(
+            ReceivedCommand(
+                message.command_id,
+                message.idempotency_key,
+                message.machine,
+                message.decision_index,
+                message.issued_at,
+                arrived,
+                status,
+            )
+        )
