@@ -54,6 +54,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge_bridge.commands import DedupWindow
+from edge_bridge.equipment_config import (
+    CommandCounters,
+    DropFault,
+    EmulatorConfig,
+    OfflineFault,
+    StepResult,
+    check_at_least,
+)
 from edge_bridge.mqtt import ConnectionSettings, MqttClient
 from edge_bridge.schema import (
     SETPOINT_TAGS,
@@ -70,13 +78,12 @@ from edge_bridge.topics import (
     ack_topic,
     birth_topic,
     bridge_state_topic,
-    check_name,
     command_topic,
     death_topic,
     kpi_topic,
     telemetry_topic,
 )
-from envs.kpi import IntervalRecord, combine_records
+from envs.kpi import combine_records
 from envs.plant import SIGNAL_KINDS, DriftEvent, Plant
 
 __all__ = [
@@ -99,96 +106,6 @@ SIGNAL_UNITS: dict[str, str] = {
     "state": "MachineState",
 }
 """Units of the telemetry signals as the birth announces them (envs.plant_signals' table)."""
-
-
-def _at_least(name: str, value: float, low: float) -> None:
-    if not value >= low:
-        raise ValueError(f"{name} = {value!r} must be >= {low}")
-
-
-@dataclass(frozen=True)
-class DropFault:
-    """No telemetry from ``machine`` for ``count`` intervals from decision interval ``start``."""
-
-    machine: str
-    start: int
-    count: int
-
-    def __post_init__(self) -> None:
-        _at_least("DropFault.start", self.start, 0)
-        _at_least("DropFault.count", self.count, 1)
-
-
-@dataclass(frozen=True)
-class OfflineFault:
-    """The gateway drops its connection at the start of interval ``start`` for ``count``
-    intervals (``go_offline``)."""
-
-    start: int
-    count: int
-
-    def __post_init__(self) -> None:
-        _at_least("OfflineFault.start", self.start, 0)
-        _at_least("OfflineFault.count", self.count, 1)
-
-
-@dataclass(frozen=True)
-class EmulatorConfig:
-    """How the emulator behaves on the broker. ``lockstep``: ``step`` waits up to
-    ``command_timeout_s`` wall seconds for the last interval's commands. ``ack_delay_s``: wall
-    seconds every ack is held back (a slow device). ``buffer_offline``: samples taken while
-    offline are sent after the reconnect (else lost, as on most gateways). ``drops``,
-    ``offline``: faults scheduled by interval. ``bd_seq``: the first birth/death sequence."""
-
-    site: str = "plant-a"
-    node: str = "gw-1"
-    lockstep: bool = True
-    command_timeout_s: float = 10.0
-    ack_delay_s: float = 0.0
-    buffer_offline: bool = False
-    connect_timeout_s: float = 10.0
-    drops: tuple[DropFault, ...] = ()
-    offline: tuple[OfflineFault, ...] = ()
-    bd_seq: int = 0
-
-    def __post_init__(self) -> None:
-        check_name(self.site, "site")
-        check_name(self.node, "node")
-        _at_least("command_timeout_s", self.command_timeout_s, 0.0)
-        _at_least("ack_delay_s", self.ack_delay_s, 0.0)
-        _at_least("connect_timeout_s", self.connect_timeout_s, 0.1)
-        _at_least("bd_seq", self.bd_seq, 0)
-
-
-@dataclass
-class CommandCounters:
-    """Commands answered so far, by ack status, and machines that had no command for an
-    interval in lock-step (``missing``, summed over intervals)."""
-
-    applied: int = 0
-    duplicate: int = 0
-    expired: int = 0
-    rejected: int = 0
-    missing: int = 0
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """What one ``step`` did: decision ``interval`` index, plant ``time_s`` at its end, the
-    ``telemetry`` and ``kpi`` published live (empty / None while offline), the plant's
-    ``records`` and ``events``, commands ``applied`` before it, the ``missing`` machines (no
-    command for the previous interval in lock-step), ``online`` and the step's ``wall_s``."""
-
-    interval: int
-    time_s: float
-    telemetry: tuple[Telemetry, ...]
-    kpi: LineKpi | None
-    records: tuple[IntervalRecord, ...]
-    events: dict[str, int]
-    applied: int
-    missing: tuple[str, ...]
-    online: bool
-    wall_s: float
 
 
 @dataclass
@@ -333,20 +250,20 @@ class PlantEmulator:
     def drop_telemetry(self, machine: str, intervals: int) -> None:
         """Publish no telemetry from ``machine`` for the next ``intervals`` steps."""
         self._check_machine(machine)
-        _at_least("intervals", intervals, 1)
+        check_at_least("intervals", intervals, 1)
         with self._publish_lock:
             self._drop_left[machine] = max(self._drop_left[machine], int(intervals))
 
     def delay_acks(self, seconds: float) -> None:
         """Hold every ack back ``seconds`` wall seconds from now on (0 = send at once)."""
-        _at_least("ack delay", seconds, 0.0)
+        check_at_least("ack delay", seconds, 0.0)
         self.ack_delay_s = float(seconds)
 
     def go_offline(self, intervals: int) -> None:
         """Drop the connection now without a DISCONNECT (the broker publishes the death) and
         reconnect, as a new connection with ``bd_seq + 1`` and a new birth, after the next
         ``intervals`` steps. Their samples are lost unless ``config.buffer_offline``."""
-        _at_least("intervals", intervals, 1)
+        check_at_least("intervals", intervals, 1)
         with self._publish_lock:
             if self._link_down:
                 self._offline_left = max(self._offline_left, int(intervals))
@@ -667,7 +584,7 @@ class PlantEmulator:
         commands as they arrive in between (no lock-step wait). ``progress`` gets each
         result."""
         if realtime_factor is not None:
-            _at_least("realtime_factor", realtime_factor, 1e-6)
+            check_at_least("realtime_factor", realtime_factor, 1e-6)
         if not self._reset_done:
             self.reset()
         results: list[StepResult] = []
