@@ -39,8 +39,8 @@ from asyncua.client.ua_client import UaClientState
 from edge_bridge.opcua_server import (
     MEASURED_TAGS,
     NAMESPACE_URI,
-    SETPOINT_TAGS,
-    SETPOINT_TYPES,
+    SETPOINT_BROWSE_NAMES,
+    SETPOINT_VARIANT_TYPES,
     STATE_TAG,
     TIME_TAG,
     VERSION_TAG,
@@ -62,13 +62,13 @@ __all__ = [
 
 _T = TypeVar("_T")
 _BROWSE_TO_TAG = {
-    **{name: tag for tag, name in SETPOINT_TAGS.items()},
+    **{name: tag for tag, name in SETPOINT_BROWSE_NAMES.items()},
     **{name: kind for kind, name in MEASURED_TAGS.items()},
     STATE_TAG: "state",
     VERSION_TAG: "version",
     TIME_TAG: "time_s",
 }
-_WRITE_TYPES = {**SETPOINT_TYPES, "version": ua.VariantType.String}
+_WRITE_TYPES = {**SETPOINT_VARIANT_TYPES, "version": ua.VariantType.String}
 _CONNECTION_ERRORS = (OSError, asyncio.TimeoutError, ConnectionError, ua.UaError)
 _LOST_SESSION = (  # status codes that mean "the session is gone", not "the request was refused"
     ua.StatusCodes.BadConnectionClosed,
@@ -356,7 +356,7 @@ class OpcUaAdapter:
             if ref.BrowseName.NamespaceIndex == self._namespace
             and ref.BrowseName.Name in _BROWSE_TO_TAG
         }
-        missing = [t for t in (*SETPOINT_TAGS, "state") if t not in tags]
+        missing = [t for t in (*SETPOINT_BROWSE_NAMES, "state") if t not in tags]
         if missing:
             raise OpcUaError(f"machine {machine!r} on {self.url} lacks the tags {missing}")
         self._nodes[machine] = tags
@@ -374,7 +374,7 @@ class OpcUaAdapter:
     # -- the service ------------------------------------------------------------------
     async def read_setpoints(self, machine: str) -> dict[str, Any]:
         """The setpoints in force: speed_factor, standby, maintenance, version."""
-        tags = [*SETPOINT_TAGS, "version"]
+        tags = [*SETPOINT_BROWSE_NAMES, "version"]
         return await self._call(lambda: self._read(machine, tags), idempotent=True)
 
     async def read_measurements(self, machine: str) -> dict[str, Any]:

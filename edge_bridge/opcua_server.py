@@ -52,7 +52,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.address_space import AddressSpace, AttributeService
 from asyncua.server.binary_server_asyncio import BinaryServer
 
-from edge_bridge.schema import SETPOINT_TAGS as WIRE_SETPOINT_TAGS
+from edge_bridge.schema import SETPOINT_TAGS
 from envs.machines import MachineState
 
 if TYPE_CHECKING:
@@ -63,7 +63,8 @@ __all__ = [
     "APPLICATION_URI",
     "MEASURED_TAGS",
     "NAMESPACE_URI",
-    "SETPOINT_TAGS",
+    "SETPOINT_BROWSE_NAMES",
+    "SETPOINT_VARIANT_TYPES",
     "Credentials",
     "EquipmentServer",
     "MachineSpec",
@@ -81,16 +82,16 @@ _VARIANT_OF_WIRE_TYPE: dict[type, ua.VariantType] = {
     float: ua.VariantType.Double,
     bool: ua.VariantType.Boolean,
 }
-if set(_BROWSE_NAMES) != set(WIRE_SETPOINT_TAGS):
+if set(_BROWSE_NAMES) != set(SETPOINT_TAGS):
     raise RuntimeError(
         f"edge_bridge.opcua_server has browse names for {sorted(_BROWSE_NAMES)} but the setpoint "
-        f"tags (edge_bridge.schema.SETPOINT_TAGS) are {list(WIRE_SETPOINT_TAGS)}; give every tag "
+        f"tags (edge_bridge.schema.SETPOINT_TAGS) are {list(SETPOINT_TAGS)}; give every tag "
         "a browse name"
     )
-SETPOINT_TAGS = {tag: _BROWSE_NAMES[tag] for tag in WIRE_SETPOINT_TAGS}
+SETPOINT_BROWSE_NAMES = {tag: _BROWSE_NAMES[tag] for tag in SETPOINT_TAGS}
 """Setpoint tag → browse name; the tags and their order are those of
 :data:`edge_bridge.schema.SETPOINT_TAGS`."""
-SETPOINT_TYPES = {tag: _VARIANT_OF_WIRE_TYPE[wire] for tag, wire in WIRE_SETPOINT_TAGS.items()}
+SETPOINT_VARIANT_TYPES = {tag: _VARIANT_OF_WIRE_TYPE[wire] for tag, wire in SETPOINT_TAGS.items()}
 """Setpoint tag → OPC UA variant type, from the tag's wire type (float: Double, bool: Boolean)."""
 MEASURED_TAGS = {
     "temperature": "Temperature",
@@ -346,9 +347,11 @@ class EquipmentServer:
     ) -> dict[str, Node]:
         machine = await server.nodes.objects.add_object(index, spec.name)
         nodes: dict[str, Node] = {}
-        for tag, browse_name in SETPOINT_TAGS.items():
+        for tag, browse_name in SETPOINT_BROWSE_NAMES.items():
             initial = 1.0 if tag == "speed_factor" else False
-            node = await machine.add_variable(index, browse_name, initial, SETPOINT_TYPES[tag])
+            node = await machine.add_variable(
+                index, browse_name, initial, SETPOINT_VARIANT_TYPES[tag]
+            )
             await node.set_writable()
             nodes[tag] = node
         low, high = spec.speed_range
@@ -388,7 +391,7 @@ class EquipmentServer:
         """The setpoints written to ``machine`` now: speed_factor (float), standby,
         maintenance (bool), version (str)."""
         nodes = self._machine_nodes(machine)
-        return {tag: await nodes[tag].read_value() for tag in (*SETPOINT_TAGS, "version")}
+        return {tag: await nodes[tag].read_value() for tag in (*SETPOINT_BROWSE_NAMES, "version")}
 
     async def publish(self, sample: Mapping[str, float]) -> None:
         """Set the measured tags from one plant sample (:meth:`envs.plant.Plant.measure`
