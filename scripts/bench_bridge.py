@@ -269,7 +269,13 @@ def bench_one(machines: int, args: argparse.Namespace, out: Path) -> dict[str, A
         service = BridgeService(settings, password=account.password)
         startup_s = time.perf_counter() - began
         probe = Probe(service, profile=args.profile)
-        service.start()
+        try:
+            service.start()
+        except Exception as error:  # the bridge under test failed: report it, run the next N
+            failures.append(f"bridge start: {type(error).__name__}: {error}")
+            service.stop()
+            threading.excepthook = hook
+            return _failed(machines, startup_s, failures)
         context = multiprocessing.get_context("spawn")
         done, results = context.Event(), context.Queue()
         equipment_settings = broker.settings(
@@ -291,6 +297,7 @@ def bench_one(machines: int, args: argparse.Namespace, out: Path) -> dict[str, A
         report = _supervise(service, probe, child, done, results, machines, args)
         child.join(10)
         service.stop()
+        dropped = broker.log_tail(100_000).count("Outgoing messages are being dropped")
     threading.excepthook = hook
     if report is None:
         failures.append("the equipment process sent no report")
@@ -298,12 +305,33 @@ def bench_one(machines: int, args: argparse.Namespace, out: Path) -> dict[str, A
             machines, args.rate, round(scenario.decision_interval_s / scenario.tick_s)
         )
     result = _figures(service, probe, report, machines, startup_s, failures)
+    result["broker_drop_warnings"] = dropped
     if probe.profiler is not None:
         text = io.StringIO()
         pstats.Stats(probe.profiler, stream=text).sort_stats("cumulative").print_stats(30)
         write_atomic(folder / "profile.txt", text.getvalue())
         result["profile"] = str(folder / "profile.txt")
     return result
+
+
+def _failed(machines: int, startup_s: float, failures: list[str]) -> dict[str, Any]:
+    nothing = {"p50": float("nan"), "p99": float("nan"), "max": float("nan"), "n": 0}
+    return {
+        "machines": machines,
+        "startup_s": startup_s,
+        "msgs_in_per_s": 0.0,
+        "msgs_out_per_s": 0.0,
+        "command_latency_ms": nothing,
+        "decision_latency_ms": nothing,
+        "ingest_lag_ms": nothing,
+        "telemetry_lost": 0,
+        "commands_lost": 0,
+        "commands_duplicated": 0,
+        "decision_ms": {},
+        "goal_met": False,
+        "failures": failures,
+        "latencies_ms": [],
+    }
 
 
 def _supervise(
@@ -345,7 +373,10 @@ def _supervise(
             )
         bridge_alive = service._thread is not None and service._thread.is_alive()
         if sent is not None and not done.is_set():
-            pending = service.loop.ledger.pending()
+            try:
+                pending = service.loop.ledger.pending()
+            except RuntimeError:  # the bridge thread changed the ledger meanwhile
+                pending = [None]
             settled = handled >= sent and not pending and not service.assembler.ready()
             if settled or not bridge_alive or time.time() > (settle_until or 0):
                 done.set()
@@ -412,6 +443,7 @@ def _figures(
         "commands_issued": len(issued),
         "commands_received": len(first),
         "commands_lost": len(set(issued) - set(first)),
+        "commands_pending_at_end": statuses.get("pending", 0),
         "commands_duplicated": sum(n - 1 for n in received.values()),
         "commands_applied_twice": sum(1 for n in applied.values() if n > 1),
         "commands_resent": counts["commands_resent"],
