@@ -34,18 +34,42 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from edge_bridge.broker import Broker
 from edge_bridge.commands import DedupWindow
 from edge_bridge.equipment import EmulatorConfig, PlantEmulator, StepResult
+from edge_bridge.gate_config import GateConfig
 from edge_bridge.service import BridgeService
 from edge_bridge.settings import BridgeSettings
+from envs.config import from_mapping, merge_tables, read_toml, write_toml
 from envs.plant import DriftEvent, Plant, PlantConfig, load_plant_config
 
-__all__ = ["DEFAULT_PLANT", "CountingDedup", "LocalDeployment", "check_plant_matches"]
+__all__ = [
+    "DEFAULT_GATE",
+    "DEFAULT_PLANT",
+    "CountingDedup",
+    "LocalDeployment",
+    "check_plant_matches",
+    "write_gate_config",
+]
 
 DEFAULT_PLANT = "configs/plant_example.toml"
 """The example plant (``envs.plant``) the deployment emulates unless told otherwise."""
+DEFAULT_GATE = "configs/bridge/gate.toml"
+"""The example gate config (``edge_bridge.gate_config``)."""
+
+
+def write_gate_config(
+    path: str | Path, source: str | Path = DEFAULT_GATE, **changes: Any
+) -> GateConfig:
+    """Write the gate config ``source`` with top-level keys replaced by ``changes`` (e.g.
+    ``require_approval=False`` for an unattended run) to ``path``, validated before anything is
+    written (:class:`envs.config.ConfigError` naming the key); returns it."""
+    data = merge_tables(read_toml(source), changes)
+    config = from_mapping(GateConfig, data, source=f"{source} with {sorted(changes)}")
+    write_toml(config, path)
+    return config
 
 
 class CountingDedup(DedupWindow):
@@ -57,6 +81,9 @@ class CountingDedup(DedupWindow):
         super().__init__(capacity)
         self.applications: Counter[str] = Counter()
         self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:  # an empty window is still a window (``dedup or default``)
+        return True
 
     def remember(self, command_id: str, key: str) -> bool:
         with self._lock:
