@@ -287,10 +287,11 @@ class LocalDeployment:
             raise RuntimeError("the emulator is still running; wait() for it first")
         bridge, emulator = self.bridge, self.emulator
         deadline = time.monotonic() + timeout_s
-        stepped = len(self.results)
+        last = self.results[-1].interval if self.results else -1
         while time.monotonic() < deadline:
             emulator.process_commands(0.05)
-            decided = bridge.assembler.index >= stepped
+            decisions = bridge.decisions
+            decided = last < 0 or bool(decisions and decisions[-1].index >= last)
             if decided and not bridge.loop.ledger.pending():
                 return True
         return False
