@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--password-file", help="file with its password ([mqtt] password_file)")
     run.add_argument("--ca-file", help="CA certificate for TLS, '' = no TLS ([mqtt] ca_file)")
     run.add_argument("--client-id", help="MQTT client id, stable per bridge ([mqtt] client_id)")
+    run.add_argument(
+        "--connect-timeout",
+        type=_positive,
+        default=10.0,
+        help="wall s to reach the broker before giving up (10)",
+    )
 
     local = commands.add_parser(
         "local",
@@ -181,7 +187,7 @@ def command_run(args: argparse.Namespace) -> int:
     settings = load_config(BridgeSettings, args.config, overrides)
     service = BridgeService(settings)
     try:
-        service.start()
+        service.start(args.connect_timeout)
         print(
             f"bridge online: {settings.mqtt.host}:{settings.mqtt.port} site "
             f"{settings.mqtt.site}, store {settings.store}; Ctrl-C stops",

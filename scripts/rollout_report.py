@@ -45,6 +45,7 @@ if str(REPO) not in sys.path:
 from edge_bridge.comparison import TwinComparison  # noqa: E402
 from edge_bridge.deployment import LocalDeployment, write_gate_config  # noqa: E402
 from edge_bridge.equipment import EmulatorConfig, OfflineFault, StepResult  # noqa: E402
+from edge_bridge.gate_config import load_gate_config  # noqa: E402
 from edge_bridge.settings import BridgeSettings  # noqa: E402
 from envs.atomic import write_atomic  # noqa: E402
 from envs.config import ConfigError  # noqa: E402
@@ -428,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     _check(args, parser)
     try:
         args.plant = load_plant_config(args.plant_config)
-        gate = write_gate_config(args.out / "gate-checked.toml", args.gate, require_approval=False)
+        gate = load_gate_config(args.gate)
         if args.drift_machine is None:
             first = gate.cohorts[0]
             if not first.machines:
