@@ -212,7 +212,7 @@ def _equipment_process(
         load_scenario(scenario_path), settings, site=SITE, rate_hz=rate_hz
     )
     try:
-        equipment.start()
+        equipment.start(timeout_s=60.0)  # 500 subscriptions on a busy machine
         results.put(("started", None))
         equipment.run(seconds)
         results.put(("ran", equipment.report.telemetry_sent))
@@ -377,7 +377,14 @@ def _supervise(
                 pending = service.loop.ledger.pending()
             except RuntimeError:  # the bridge thread changed the ledger meanwhile
                 pending = [None]
-            settled = handled >= sent and not pending and not service.assembler.ready()
+            per = round(service.scenario.decision_interval_s / service.scenario.tick_s)
+            expected = (sent // machines - 1) // per  # intervals whose boundary was sent
+            settled = (
+                handled >= sent
+                and len(service.decisions) >= expected
+                and not pending
+                and not service.assembler.ready()
+            )
             if settled or not bridge_alive or time.time() > (settle_until or 0):
                 done.set()
         if not child.is_alive() and report is None and results.empty():
