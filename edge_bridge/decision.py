@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from edge_bridge.assembler import CompletedInterval
@@ -36,6 +36,7 @@ from edge_bridge.comparison import TwinComparison
 from edge_bridge.envelope import SafetyEnvelope
 from edge_bridge.gate import GateEvent, IntervalEvidence, RolloutGate, load_gate_config
 from edge_bridge.proposers import Proposer, Setpoints, load_proposer
+from edge_bridge.schema import TwinReport
 from edge_bridge.settings import BridgeSettings
 from edge_bridge.twin import BridgeTwin, TwinUpdate
 from envs.config import ConfigError
@@ -54,6 +55,8 @@ class Decision:
     events: list[GateEvent]
     trust: dict[str, float]
     assignments: dict[str, str]
+    reports: list[TwinReport] = field(default_factory=list)
+    """One per machine: what the twin saw and what was decided (published for consoles)."""
 
 
 class DecisionLoop:
@@ -203,6 +206,7 @@ class DecisionLoop:
                 detail=event.to_dict(),
             )
         assignments = self.gate.assignments(end_s)
+        self._reports: list[TwinReport] = []
         incumbent = self.incumbent.propose()
         candidate = self.candidate.propose() if self.candidate is not None else None
         commands = [
@@ -217,7 +221,14 @@ class DecisionLoop:
         ]
         self.gate.save(self.audit.store)
         return Decision(
-            index, end_s, self.gate.stage_label, commands, events, dict(trust), assignments
+            index,
+            end_s,
+            self.gate.stage_label,
+            commands,
+            events,
+            dict(trust),
+            assignments,
+            self._reports,
         )
 
     def _update_twin(self, interval: CompletedInterval) -> TwinUpdate | None:
@@ -301,4 +312,48 @@ class DecisionLoop:
                 wall_time=self.clock(),
             )
         )
+        self._reports.append(
+            self._report(machine, index, end_s, assignment, reason, incumbent, candidate, applied)
+        )
         return command
+
+    def _report(
+        self,
+        machine: str,
+        index: int,
+        end_s: float,
+        assignment: str,
+        reason: str,
+        incumbent: dict[str, Setpoints],
+        candidate: dict[str, Setpoints] | None,
+        applied: dict[str, Any] | None,
+    ) -> TwinReport:
+        update = self.last_update
+        kinds = ("temperature", "wear", "power")
+
+        def values(source: Mapping[str, float]) -> dict[str, float | None]:
+            picked = {kind: source.get(f"{machine}.{kind}", math.nan) for kind in kinds}
+            return {k: (v if math.isfinite(v) else None) for k, v in picked.items()}
+
+        limits = self.envelope.limits[machine]
+        trust = None if update is None or not update.ready else update.trust.get(machine)
+        return TwinReport(
+            machine=machine,
+            decision_index=index,
+            time_s=end_s,
+            stage=self.gate.stage_label,
+            assignment=assignment,
+            measured=values(update.measured) if update is not None else {},
+            predicted=values(update.predicted) if update is not None else {},
+            trust=trust,
+            drift=() if update is None else tuple(update.drifted.get(machine, ())),
+            incumbent=incumbent[machine],
+            candidate={} if candidate is None else candidate[machine],
+            applied=applied or {},
+            limits={
+                "low": limits.speed_low,
+                "high": limits.speed_high,
+                "max_step": limits.speed_max_step,
+            },
+            reason=reason[:1000],
+        )

@@ -45,6 +45,7 @@ __all__ = [
     "OperatorCommand",
     "SchemaError",
     "Telemetry",
+    "TwinReport",
     "decode",
     "new_command_id",
 ]
@@ -464,6 +465,69 @@ class BridgeStatus(_Message):
 
 
 @dataclass(frozen=True)
+class TwinReport(_Message):
+    """The bridge's account of one decision interval for one ``machine`` (for consoles):
+    ``measured`` and ``predicted`` (the twin's one-sample-ahead prediction) at the interval's
+    last sample {temperature °C, wear (0–1), power kW; None = not measured}, ``trust`` (0–1,
+    None during the warm-up), ``drift`` (flagged signals), the gate's ``stage`` and this
+    machine's ``assignment``, the ``incumbent`` / ``candidate`` proposals and what was
+    ``applied`` ({} = nothing sent), the envelope's speed ``limits`` {low, high, max_step}
+    and the ``reason``; ``time_s`` plant time, ``decision_index``."""
+
+    KIND: ClassVar[str] = "twin"
+    machine: str
+    decision_index: int
+    time_s: float
+    stage: str
+    assignment: str
+    measured: Mapping[str, float | None]
+    predicted: Mapping[str, float | None]
+    trust: float | None = None
+    drift: tuple[str, ...] = ()
+    incumbent: Mapping[str, float | bool] = field(default_factory=dict)
+    candidate: Mapping[str, float | bool] = field(default_factory=dict)
+    applied: Mapping[str, float | bool] = field(default_factory=dict)
+    limits: Mapping[str, float | None] = field(default_factory=dict)
+    reason: str = ""
+
+    @classmethod
+    def _convert(cls, data: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(data.get("drift"), list):
+            data["drift"] = tuple(data["drift"])
+        return data
+
+    def _check(self) -> None:
+        kind = self.KIND
+        checks.topic_name(kind, "machine", self.machine)
+        checks.integer(kind, "decision_index", self.decision_index)
+        self._set("time_s", checks.seconds(kind, "time_s", self.time_s))
+        checks.text(kind, "stage", self.stage)
+        checks.text(kind, "assignment", self.assignment)
+        for name in ("measured", "predicted", "limits"):
+            values = checks.mapping(kind, name, getattr(self, name))
+            self._set(
+                name,
+                {
+                    checks.text(kind, f"{name} key", k): checks.number(
+                        kind, f"{name}.{k}", v, nullable=True
+                    )
+                    for k, v in values.items()
+                },
+            )
+        if self.trust is not None:
+            trust = checks.number(kind, "trust", self.trust)
+            if trust is None or not 0.0 <= trust <= 1.0:
+                raise checks.fail(kind, f"trust = {self.trust} is outside [0, 1]")
+            self._set("trust", trust)
+        if not isinstance(self.drift, tuple | list):
+            raise checks.fail(kind, "drift must be a list of signal kinds", "type")
+        self._set("drift", tuple(checks.text(kind, "drift signal", d) for d in self.drift))
+        for name in ("incumbent", "candidate", "applied"):
+            self._set(name, checks.setpoints(kind, name, getattr(self, name), ()))
+        checks.text(kind, "reason", self.reason, checks.TEXT_LIMIT, empty=True)
+
+
+@dataclass(frozen=True)
 class OperatorCommand(_Message):
     """An operator's ``action`` (approve | reject | rollback | local_control | resume) with a
     unique ``request_id``, the ``operator``'s name, an optional ``machine`` (local_control and
@@ -492,6 +556,7 @@ Message = (
     Telemetry
     | Command
     | Ack
+    | TwinReport
     | NodeBirth
     | NodeDeath
     | LineKpi
@@ -506,6 +571,7 @@ MESSAGE_TYPES: dict[str, type[_Message]] = {
         Telemetry,
         Command,
         Ack,
+        TwinReport,
         NodeBirth,
         NodeDeath,
         LineKpi,
@@ -528,7 +594,7 @@ def decode(topic: str, payload: bytes) -> Message:
     message = MESSAGE_TYPES[kind].from_payload(payload)
     named = (
         getattr(message, "machine", None)
-        if kind in ("telemetry", "command", "ack")
+        if kind in ("telemetry", "command", "ack", "twin")
         else (getattr(message, "node", None) if kind in ("birth", "death") else name)
     )
     if named != name:

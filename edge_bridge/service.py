@@ -342,6 +342,8 @@ class BridgeService:
         self.decisions.append(decision)
         for command in decision.commands:
             self._send(command.command_id)
+        for report in decision.reports:
+            self.client.publish(topics.topic_for("twin", self.site, report.machine), report)
         self._publish_status()
 
     def _send(self, command_id: str) -> None:

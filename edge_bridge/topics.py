@@ -55,7 +55,7 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 with ``_`` or ``-`` (so never ``+``, ``#``, ``/`` or ``$``)."""
 
 Kind = Literal[
-    "birth", "death", "telemetry", "command", "ack", "kpi", "state", "status", "operator"
+    "birth", "death", "telemetry", "command", "ack", "twin", "kpi", "state", "status", "operator"
 ]
 KINDS: tuple[str, ...] = (
     "birth",
@@ -63,6 +63,7 @@ KINDS: tuple[str, ...] = (
     "telemetry",
     "command",
     "ack",
+    "twin",
     "kpi",
     "state",
     "status",
@@ -123,6 +124,14 @@ DELIVERY: dict[str, Delivery] = {
     ),
     "ack": Delivery(
         1, False, None, "the bridge's ledger needs every ack; duplicates are matched by command_id"
+    ),
+    "twin": Delivery(
+        0,
+        True,
+        600,
+        "the bridge's per-machine report of one interval (measured vs predicted, trust, "
+        "what was proposed and applied) for consoles: only the latest matters and a lost one "
+        "is replaced by the next, so QoS 0; retained so a console shows it on connect",
     ),
     "kpi": Delivery(
         1,
@@ -221,6 +230,7 @@ _PER_NAME = {
     "telemetry": "machine",
     "command": "machine",
     "ack": "machine",
+    "twin": "machine",
 }
 _SITE_WIDE = {
     ("line", "kpi"): "kpi",
@@ -284,8 +294,8 @@ def parse_topic(topic: str) -> TopicName:
         raise TopicError(f"topic {topic!r}: {error}") from None
     raise TopicError(
         f"topic {topic!r} is not in the layout (see edge_bridge/PROTOCOL.md): expected "
-        f"{NAMESPACE}/<site>/machine/<machine>/telemetry|command|ack, .../node/<node>/birth|death, "
-        ".../line/kpi, .../bridge/state|status or .../operator/command"
+        f"{NAMESPACE}/<site>/machine/<machine>/telemetry|command|ack|twin, "
+        ".../node/<node>/birth|death, .../line/kpi, .../bridge/state|status or .../operator/command"
     )
 
 
@@ -305,9 +315,11 @@ ACL: dict[str, tuple[Permission, ...]] = {
     # equipment reads bridge/state to re-publish its birth when the bridge comes online
     "equipment": _rules("write", "telemetry", "ack", "birth", "death", "kpi")
     + _rules("read", "command", "state"),
-    "bridge": _rules("write", "command", "state", "status")
+    "bridge": _rules("write", "command", "twin", "state", "status")
     + _rules("read", "telemetry", "ack", "birth", "death", "kpi", "operator", "state"),
-    "operator": _rules("write", "operator") + _rules("read", "status", "state"),
+    # operators (the console) see what the plant reports and what the bridge decides
+    "operator": _rules("write", "operator")
+    + _rules("read", "telemetry", "twin", "birth", "death", "kpi", "status", "state"),
 }
 """What each role may publish (write) and receive (read); broker.py turns it into the
 Mosquitto ACL file, configs/mosquitto/acl.conf is its production form."""

@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ from edge_bridge.trust import MachineTrust, TrustConfig
 from envs.line import ProductionLine
 from envs.line_env import ProductionLineEnv
 from envs.machines import MachineState
+from envs.plant_signals import machine_signals
 from envs.scenario import Scenario, load_scenario
 from envs.seeding import event_rng
 from envs.sync.nudging import Nudger
@@ -76,6 +77,10 @@ class TwinUpdate:
     """Whether every machine's warm-up is over (trust means something)."""
     samples: int
     """Samples consumed."""
+    predicted: dict[str, float] = field(default_factory=dict)
+    """Per signal, the twin's one-sample-ahead prediction of the interval's last sample."""
+    measured: dict[str, float] = field(default_factory=dict)
+    """The interval's last sample as measured (NaN = dropped)."""
 
     def untrusted(self, config: TrustConfig) -> tuple[str, ...]:
         """Machines with trust below ``config.threshold`` or a drift flag."""
@@ -135,6 +140,7 @@ class BridgeTwin:
         self._previous: dict[str, float] | None = None
         self._replay: StateReplay | None = None
         self._wear_feature = dict.fromkeys(self.machine_names, 0.0)
+        self._predicted: dict[str, float] = {}
 
     # -- the live feed ------------------------------------------------------------------
     def update(
@@ -169,6 +175,8 @@ class BridgeTwin:
             },
             ready=all(self.trust[name].ready for name in self.machine_names),
             samples=len(checked),
+            predicted=dict(self._predicted),
+            measured=dict(checked[-1]),
         )
 
     @property
@@ -211,6 +219,10 @@ class BridgeTwin:
             replay.step(previous, previous, speeds)
         replay.step(previous, sample, speeds)
         predicted = self.nudger.predict()
+        self._predicted = {
+            **{k: v for m in self.line.machines for k, v in machine_signals(m).items()},
+            **predicted,
+        }
         for machine in self.line.machines:
             name = machine.name
             start_temperature, start_wear = before[name]

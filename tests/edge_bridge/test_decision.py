@@ -135,6 +135,12 @@ def test_warm_up_holds_then_healthy_evidence_promotes_to_the_canary_and_on(tmp_p
         assert canary.assignments["machining-1"] == "candidate"
         assert canary.assignments["machining-2"] == "incumbent"
         assert [e.kind for e in canary.events] == ["promotion"]
+        report = decisions[-1].reports[0]  # what a console shows of machining-1
+        assert [r.machine for r in decisions[-1].reports] == run.plant.machine_names
+        assert report.trust is not None and report.assignment == "candidate"
+        assert abs(report.predicted["temperature"] - report.measured["temperature"]) < 3.0
+        assert report.limits["low"] == 0.7 and report.applied["speed_factor"] > 0
+        assert decisions[0].reports[0].trust is None  # warming up: no score yet
         rows = run.loop.audit.query()
         assert len(rows) == 18 * 7
         assert all(row.ack_status == "confirmed" for row in rows if row.command_id)

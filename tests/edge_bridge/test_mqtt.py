@@ -92,14 +92,21 @@ def test_equipment_cannot_publish_commands(module_broker, mqtt_clients):
     assert received == [legitimate]  # the rogue command never arrived
 
 
-def test_operator_cannot_subscribe_to_telemetry(module_broker, mqtt_clients):
+def test_operator_reads_telemetry_but_cannot_see_commands(module_broker, mqtt_clients):
     received, handler = inbox()
-    operator = mqtt_clients(module_broker, "operator", "console",
-                            subscribe={topics.filter_for("telemetry", SITE): handler})  # fmt: skip
+    commands, command_handler = inbox()
+    subscribe = {
+        topics.filter_for("telemetry", SITE): handler,
+        topics.filter_for("command", SITE): command_handler,
+    }
+    operator = mqtt_clients(module_broker, "operator", "console", subscribe=subscribe)
     equipment = mqtt_clients(module_broker, "equipment", "gw-op")
+    bridge = mqtt_clients(module_broker, "bridge", "bridge-op")
     equipment.publish(topics.telemetry_topic(SITE, MACHINE), sample()).wait_for_publish(5)
+    bridge.publish(topics.command_topic(SITE, MACHINE), command()).wait_for_publish(5)
+    assert wait_until(lambda: len(received) == 1)
     time.sleep(0.3)
-    assert received == []
+    assert commands == []
     # Mosquitto 2.0 grants the subscription and filters by the read rules at delivery
     assert operator.rejected == {}
 

@@ -122,7 +122,16 @@ def loop(tmp_path, module_broker):
     running.close()
 
 
-def test_a_healthy_plant_is_rolled_out_shadow_canary_full_with_every_command_confirmed(loop):
+def test_a_healthy_plant_is_rolled_out_shadow_canary_full_with_every_command_confirmed(
+    loop, mqtt_clients
+):
+    reports: list = []
+    mqtt_clients(
+        loop.running,
+        "operator",
+        f"console-{uuid.uuid4().hex[:6]}",
+        subscribe={topics.filter_for("twin", SITE): lambda t, m: reports.append(m)},
+    )
     results = loop.steps(20)
     assert wait_until(lambda: len(loop.bridge.decisions) == 20, 10)
     stages = [d.stage for d in loop.bridge.decisions]
@@ -133,6 +142,8 @@ def test_a_healthy_plant_is_rolled_out_shadow_canary_full_with_every_command_con
     assert wait_until(lambda: loop.bridge.counts["ack_confirmed"] == counters.applied, 5)
     rows = loop.bridge.audit.query()
     assert len(rows) == 20 * 7
+    assert wait_until(lambda: len(reports) >= 20 * 7, 5)  # the console's per-machine view
+    assert {r.machine for r in reports} == set(loop.plant.machine_names)
     last = loop.bridge.decisions[-1].index  # its commands hold for the next, unrun interval
     assert {row.ack_status for row in rows if row.decision_index != last} == {"confirmed"}
 

@@ -24,6 +24,7 @@ from edge_bridge.schema import (
     OperatorCommand,
     SchemaError,
     Telemetry,
+    TwinReport,
     decode,
     new_command_id,
 )
@@ -90,6 +91,26 @@ def examples() -> list[tuple[str, str, object]]:
             ),
         ),
         ("death", "gw-1", NodeDeath("gw-1", 3)),
+        (
+            "twin",
+            "machining-1",
+            TwinReport(
+                "machining-1",
+                12,
+                3900.0,
+                "canary[0]",
+                "candidate",
+                {"temperature": 41.2, "wear": 0.31, "power": None},
+                {"temperature": 41.0, "wear": 0.30, "power": 10.1},
+                0.93,
+                (),
+                {"speed_factor": 1.0, "standby": False, "maintenance": False},
+                {"speed_factor": 1.1, "standby": False, "maintenance": False},
+                {"speed_factor": 1.1, "standby": False, "maintenance": False},
+                {"low": 0.7, "high": 1.3, "max_step": 0.1},
+                "candidate",
+            ),
+        ),
         (
             "kpi",
             "",
@@ -170,10 +191,11 @@ def test_roles_subscribe_to_what_they_may_read():
     bridge = topics.subscriptions("bridge", SITE)
     assert "twinfactory/v1/plant-a/machine/+/ack" in bridge
     assert "twinfactory/v1/plant-a/operator/command" in bridge
-    assert topics.subscriptions("operator", SITE) == (
-        "twinfactory/v1/plant-a/bridge/status",
-        "twinfactory/v1/plant-a/bridge/state",
-    )
+    operator = topics.subscriptions("operator", SITE)
+    assert "twinfactory/v1/plant-a/machine/+/twin" in operator  # the console's live views
+    assert "twinfactory/v1/plant-a/machine/+/telemetry" in operator
+    assert "twinfactory/v1/plant-a/bridge/status" in operator
+    assert not any(f.endswith(("/command", "/ack")) for f in operator)
     with pytest.raises(topics.TopicError, match="roles"):
         topics.subscriptions("admin", SITE)
 
@@ -292,13 +314,17 @@ def test_wrong_types_and_values_are_rejected():
     reject(Command, edited(command(), expires_at=NOW - 1), "value", "positive lifetime")
     ack = examples()[2][2]
     reject(Ack, edited(ack, status="done"), "value", "applied")
-    reject(OperatorCommand, edited(examples()[8][2], action="delete"), "value", "rollback")
-    reject(BridgeStatus, edited(examples()[7][2], trust={"machining-1": 1.5}), "value", "[0, 1]")
-    reject(LineKpi, edited(examples()[5][2], record={"duration_h": 0.1}), "value", "record")
+    reject(OperatorCommand, edited(examples()[9][2], action="delete"), "value", "rollback")
+    reject(BridgeStatus, edited(examples()[8][2], trust={"machining-1": 1.5}), "value", "[0, 1]")
+    reject(TwinReport, edited(examples()[5][2], trust=-0.1), "value", "[0, 1]")
+    reject(
+        TwinReport, edited(examples()[5][2], predicted={"temperature": "hot"}), "type", "predicted"
+    )
+    reject(LineKpi, edited(examples()[6][2], record={"duration_h": 0.1}), "value", "record")
     reject(
         LineKpi,
         edited(
-            examples()[5][2],
+            examples()[6][2],
             record={"duration_h": 0.1, "energy_kwh": 1, "energy_price": 0.1, "good_parts": 1.5},
         ),
         "type",
