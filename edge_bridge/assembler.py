@@ -12,7 +12,8 @@ newest sample is older than ``stale_after_s`` of plant time at the interval's en
 watchdog's signal (the gate hands it to its fallback). The decision index follows plant time:
 when a sample arrives for a later interval and nothing of the current one has, the assembler
 moves on to the sample's interval (a bridge started or restarted while the plant runs).
-Samples of a stale machine are filled with NaN (its state with the last one reported, so a twin can keep following it).
+Samples of a stale machine are filled with NaN (its state with the last one reported, so a
+twin can keep following it).
 
 Everything that is not a usable sample is refused and counted by reason, never merged:
 an unknown machine, a sample older than one already taken from that machine (out of order or a
