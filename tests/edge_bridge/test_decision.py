@@ -216,3 +216,31 @@ def test_a_policy_that_does_not_fit_the_plant_fails_at_start(tmp_path):
     with pytest.raises(ValueError, match="not an exported policy"):
         DecisionLoop.from_settings(config, AuditLog(store), clock=lambda: 0.0)
     store.close()
+
+
+def test_out_of_envelope_proposals_are_clamped_and_audited_never_sent_as_proposed(tmp_path):
+    from envs.line_env import ProductionLineEnv
+    from tests.edge_bridge.test_proposers import write_policy
+
+    fast = tmp_path / "fast.npz"  # every machine at the top of its speed range
+    env = ProductionLineEnv()
+    write_policy(fast, env, scenario=env.scenario.name, bias=1.0)
+    env.close()
+    run = Run(tmp_path, healthy_plant())
+    run.loop.close()
+    run.settings = dataclasses.replace(run.settings, incumbent=str(fast), candidate="")
+    run.loop = DecisionLoop.from_settings(run.settings, AuditLog(run.store), clock=lambda: 1e9)
+    try:
+        first = run.interval()
+        speeds = {c.machine: c.setpoints["speed_factor"] for c in first.commands}
+        assert speeds["machining-1"] == pytest.approx(1.3)  # no last applied: bounds only
+        assert speeds["machining-2"] == pytest.approx(1.2)  # the envelope's cap for it
+        row = run.loop.audit.query(machine="machining-2")[0]
+        assert row.incumbent["speed_factor"] == pytest.approx(1.3)
+        assert row.envelope_actions and row.envelope_actions[0][:2] == ["speed_factor", "clamp"]
+        run.loop.last_good["welding-1"] = {"speed_factor": 1.0, "standby": False}
+        second = run.interval()
+        welding = next(c for c in second.commands if c.machine == "welding-1")
+        assert welding.setpoints["speed_factor"] == pytest.approx(1.1)  # at most +0.1 a step
+    finally:
+        run.close()
