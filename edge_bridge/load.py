@@ -204,8 +204,9 @@ class SyntheticEquipment:
         self._client = MqttClient(
             settings, will=(topics.death_topic(site, node), NodeDeath(node, 0))
         )
-        for machine in self.machines:
-            self._client.subscribe(topics.command_topic(site, machine), self._on_command)
+        # one wildcard subscription: 500 per-machine filters in one SUBSCRIBE exceed the
+        # broker's max_packet_size and the broker drops the connection
+        self._client.subscribe(topics.filter_for("command", site), self._on_command)
 
     def start(self, timeout_s: float = 10.0) -> SyntheticEquipment:
         """Connect and publish the node's birth."""
