@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from edge_bridge import topics
+from edge_bridge.commands import LedgerConfig
 from edge_bridge.equipment import EmulatorConfig, PlantEmulator
 from edge_bridge.schema import OperatorCommand, Telemetry
 from edge_bridge.service import BridgeService
@@ -39,7 +40,9 @@ name = "rest"
 """
 
 
-def bridge_settings(tmp_path, running, *, approval: bool = False) -> BridgeSettings:
+def bridge_settings(
+    tmp_path, running, *, approval: bool = False, ledger: LedgerConfig | None = None
+) -> BridgeSettings:
     gate = tmp_path / "gate.toml"
     gate.write_text(GATE.format(approval=str(approval).lower()))
     account = running.account("bridge")
@@ -49,6 +52,7 @@ def bridge_settings(tmp_path, running, *, approval: bool = False) -> BridgeSetti
         gate=str(gate),
         store=str(tmp_path / "bridge.sqlite"),
         interval_wait_s=2.0,
+        commands=ledger or LedgerConfig(),
         mqtt=MqttSettings(
             site=SITE,
             host=running.host,
@@ -62,7 +66,7 @@ def bridge_settings(tmp_path, running, *, approval: bool = False) -> BridgeSetti
 class Loop:
     """Emulator (this thread, lock-step) + bridge service (background thread)."""
 
-    def __init__(self, tmp_path, running, **options) -> None:
+    def __init__(self, tmp_path, running, **options) -> None:  # options: bridge_settings's
         self.running = running
         self.settings = bridge_settings(tmp_path, running, **options)
         self.password = running.account("bridge").password
@@ -229,5 +233,29 @@ def test_an_operator_approves_a_promotion_and_a_replayed_request_is_refused(
         events = bridge.audit.events()
         assert any(e.kind == "operator" and e.operator == "alice" for e in events)
         assert bridge.loop.gate.stage_label == "canary[0]"
+    finally:
+        running.close()
+
+
+def test_an_unacknowledged_command_is_resent_then_escalated_and_a_late_ack_settles_it(
+    tmp_path, module_broker
+):
+    quick = LedgerConfig(ttl_s=60.0, retry_after_s=0.3, max_attempts=2)
+    running = Loop(tmp_path, module_broker, ledger=quick)
+    try:
+        running.steps(2)
+        bridge = running.bridge
+        assert wait_until(lambda: len(bridge.decisions) == 2, 10)
+        # the equipment goes quiet: the last interval's commands stay unanswered
+        assert wait_until(lambda: bridge.counts["commands_resent"] >= 7, 5)
+        assert wait_until(
+            lambda: sum(e.kind == "command_escalated" for e in bridge.audit.events()) == 7, 5
+        )
+        last = bridge.decisions[-1].index
+        rows = [r for r in bridge.audit.query() if r.decision_index == last]
+        assert {r.ack_status for r in rows} == {"escalated"}
+        running.emulator.process_commands(1.0)  # it answers at last: each applied once
+        assert_each_command_applied_once(running)
+        assert running.emulator.counters.duplicate >= 7  # the re-sent copies
     finally:
         running.close()
