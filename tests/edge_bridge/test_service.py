@@ -51,7 +51,7 @@ def bridge_settings(
         candidate="condition_based",
         gate=str(gate),
         store=str(tmp_path / "bridge.sqlite"),
-        interval_wait_s=2.0,
+        interval_wait_s=0.5,
         commands=ledger or LedgerConfig(),
         mqtt=MqttSettings(
             site=SITE,
@@ -259,3 +259,23 @@ def test_an_unacknowledged_command_is_resent_then_escalated_and_a_late_ack_settl
         assert running.emulator.counters.duplicate >= 7  # the re-sent copies
     finally:
         running.close()
+
+
+def test_stale_telemetry_puts_the_machine_on_its_last_known_good_setpoints_then_back(loop):
+    loop.steps(3)
+    bridge = loop.bridge
+    assert wait_until(lambda: len(bridge.decisions) == 3, 10)
+    good = dict(bridge.loop.last_good["welding-1"])
+    loop.emulator.drop_telemetry("welding-1", 3)
+    loop.steps(4)
+    assert wait_until(lambda: len(bridge.decisions) == 7, 15)
+    modes = [d.assignments["welding-1"] for d in bridge.decisions]
+    assert "fallback" in modes[3:6]
+    stale = next(d for d in bridge.decisions if d.assignments["welding-1"] == "fallback")
+    command = next(c for c in stale.commands if c.machine == "welding-1")
+    assert command.setpoints == good
+    loop.steps(2)
+    assert wait_until(lambda: len(bridge.decisions) == 9, 15)
+    assert bridge.decisions[-1].assignments["welding-1"] != "fallback"  # fresh again
+    kinds = [e.reason for e in bridge.audit.events() if e.kind == "override"]
+    assert any("fallback" in r for r in kinds)
