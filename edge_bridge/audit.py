@@ -49,6 +49,10 @@ class AuditRecord:
     readback: dict[str, Any] | None = None
     operator: str | None = None
     wall_time: float = 0.0
+    policy_version: str | None = None
+    """The policy whose setpoints the row sent (incumbent's or candidate's version)."""
+    envelope_version: str | None = None
+    """The safety envelope that checked them."""
     id: int | None = None
 
 

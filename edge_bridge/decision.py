@@ -310,6 +310,8 @@ class DecisionLoop:
                 reason=reason,
                 command_id=None if command is None else command.command_id,
                 wall_time=self.clock(),
+                policy_version=proposer.version if applied is not None else None,
+                envelope_version=self.envelope.version,
             )
         )
         self._reports.append(

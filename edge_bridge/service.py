@@ -33,6 +33,7 @@ from typing import Any
 from edge_bridge import topics
 from edge_bridge.assembler import IntervalAssembler
 from edge_bridge.audit import AuditLog
+from edge_bridge.commands import TrackedCommand
 from edge_bridge.decision import Decision, DecisionLoop
 from edge_bridge.mqtt import ConnectionSettings, MqttClient, TlsSettings
 from edge_bridge.schema import (
@@ -51,6 +52,7 @@ from edge_bridge.store import Store
 from envs.plant_signals import SIGNAL_KINDS
 
 logger = logging.getLogger(__name__)
+_BATCH = 5_000  # messages handled per transaction before the loop looks at intervals again
 
 
 class BridgeService:
@@ -163,15 +165,33 @@ class BridgeService:
             )
         except queue.Empty:
             kind, item = "", None
-        while kind:
-            self._handle(kind, item)
-            try:
-                kind, item = self._inbox.get_nowait()
-            except queue.Empty:
-                kind = ""
+        with self.store.transaction():  # one disk flush for the whole batch
+            handled = 0
+            while kind:
+                self._guarded(self._handle, kind, item)
+                handled += 1
+                if handled >= _BATCH:
+                    break
+                try:
+                    kind, item = self._inbox.get_nowait()
+                except queue.Empty:
+                    kind = ""
+            self._guarded(self._poll_ledger)
         if self.assembler.ready():
-            self._decide()
-        self._poll_ledger()
+            self._guarded(self._decide)
+
+    def _guarded(self, action: Callable[..., None], *args: Any) -> None:
+        """Run one step of the loop; an unexpected error is logged, counted and audited
+        instead of stopping the bridge."""
+        try:
+            action(*args)
+        except Exception as error:
+            self.counts["loop_errors"] += 1
+            logger.exception("bridge loop: %s failed", getattr(action, "__name__", action))
+            try:
+                self.audit.event("bridge_error", f"{type(error).__name__}: {error}"[:1000])
+            except Exception:
+                logger.exception("bridge loop: cannot audit the error")
 
     def stop(self) -> None:
         """Stop the loop, announce offline, disconnect cleanly, close the store."""
@@ -338,20 +358,34 @@ class BridgeService:
     # -- deciding and sending -----------------------------------------------------------
     def _decide(self) -> None:
         interval = self.assembler.complete()
-        decision = self.loop.decide(interval)
-        self.decisions.append(decision)
-        for command in decision.commands:
-            self._send(command.command_id)
+        with self.store.transaction():  # the decision's rows, one flush, before any send
+            decision = self.loop.decide(interval)
+            self.decisions.append(decision)
+            sendable = [self._mark_sent(c.command_id) for c in decision.commands]
+        for command in sendable:
+            if command is not None:
+                self._publish_command(command)
         for report in decision.reports:
             self.client.publish(topics.topic_for("twin", self.site, report.machine), report)
         self._publish_status()
 
     def _send(self, command_id: str) -> None:
-        ledger = self.loop.ledger
+        command = self._mark_sent(command_id)
+        if command is not None:
+            self._publish_command(command)
+
+    def _mark_sent(self, command_id: str) -> TrackedCommand | None:
         try:
-            command = ledger.mark_sent(command_id)
-            self.client.publish(topics.command_topic(self.site, command.machine), command.message())
+            return self.loop.ledger.mark_sent(command_id)
         except ValueError as error:  # expired before it could go out
+            self.counts["command_expired_unsent"] += 1
+            self.audit.event("command_expired", str(error))
+            return None
+
+    def _publish_command(self, command: TrackedCommand) -> None:
+        try:
+            self.client.publish(topics.command_topic(self.site, command.machine), command.message())
+        except ValueError as error:  # expired between the ledger and the wire
             self.counts["command_expired_unsent"] += 1
             self.audit.event("command_expired", str(error))
             return

@@ -169,3 +169,18 @@ def test_newer_schema_and_foreign_files_are_refused(tmp_path):
         Store(old, readonly=True)
     with Store(old) as store:  # the bridge migrates an older (here: empty) file
         assert store.pragma("user_version") == SCHEMA_VERSION
+
+
+def test_a_transaction_commits_its_writes_together_or_none_of_them(tmp_path):
+    path = tmp_path / "bridge.sqlite"
+    with Store(path) as store:
+        log = AuditLog(store)
+        with store.transaction():
+            log.event("promotion", "one")
+            with store.transaction():  # nested: joins the outer one
+                log.event("promotion", "two")
+        with pytest.raises(RuntimeError), store.transaction():
+            log.event("rollback", "never committed")
+            raise RuntimeError("power cut")
+    with Store(path, readonly=True) as store:
+        assert [e.reason for e in AuditLog(store).events()] == ["one", "two"]
