@@ -111,7 +111,7 @@ class Broker:
         accounts: Sequence[Account] | None = None,
         tls: bool = False,
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-        max_queued_messages: int = 1000,
+        max_queued_messages: int = 20_000,
         autosave_interval_s: int = 60,
         executable: str = MOSQUITTO,
     ) -> None:

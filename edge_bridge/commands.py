@@ -156,11 +156,14 @@ class CommandLedger:
         self.store = store
         self._by_id: dict[str, TrackedCommand] = {}
         self._by_key: dict[str, str] = {}
+        self._open: dict[str, None] = {}  # ids of pending commands, in creation order
         if store is not None:
             for row in store.load_commands():
                 command = TrackedCommand.from_row(row)
                 self._by_id[command.command_id] = command
                 self._by_key[command.idempotency_key] = command.command_id
+                if command.status == "pending":
+                    self._open[command.command_id] = None
 
     @classmethod
     def from_config(
@@ -183,6 +186,10 @@ class CommandLedger:
     def _save(self, command: TrackedCommand) -> TrackedCommand:
         self._by_id[command.command_id] = command
         self._by_key[command.idempotency_key] = command.command_id
+        if command.status == "pending":
+            self._open[command.command_id] = None
+        else:
+            self._open.pop(command.command_id, None)
         if self.store is not None:
             self.store.save_command(command.to_row())
         return command
@@ -298,12 +305,12 @@ class CommandLedger:
         """Unacknowledged, unexpired, not escalated commands (the ones to re-send after a
         reconnect, same id and key); expires the overdue ones first."""
         self._expire_overdue()
-        return [c for c in self._by_id.values() if c.status == "pending"]
+        return [self._by_id[i] for i in self._open]
 
     def _expire_overdue(self) -> list[TrackedCommand]:
         now = self.now()
         expired = []
-        for command in list(self._by_id.values()):
+        for command in [self._by_id[i] for i in self._open]:
             if command.status == "pending" and now >= command.expires_at:
                 reason = "no acknowledgement before expires_at"
                 expired.append(self._save(replace(command, status="expired", ack_reason=reason)))
@@ -315,7 +322,7 @@ class CommandLedger:
         expired = self._expire_overdue()
         now = self.now()
         resend, escalated = [], []
-        for command in list(self._by_id.values()):
+        for command in [self._by_id[i] for i in self._open]:
             if command.status != "pending" or command.last_sent_at is None:
                 continue
             if now - command.last_sent_at < self.retry_after_s:

@@ -140,7 +140,7 @@ class PlantEmulator:
         self.machines: tuple[str, ...] = tuple(plant.machine_names)
         for fault in self.config.drops:
             self._check_machine(fault.machine)
-        self.dedup = dedup or DedupWindow()
+        self.dedup = DedupWindow() if dedup is None else dedup
         self.counters = CommandCounters()
         self.missing_per_interval: dict[int, tuple[str, ...]] = {}
         """Decision interval → machines without a command for it (lock-step timeouts)."""

@@ -12,7 +12,9 @@ Everything the bridge does happens on one thread (:meth:`BridgeService.run_forev
 - takes operator commands (approve, reject, rollback, local_control, resume), each written to
   the audit log with the operator's name; a request id seen before is refused (a replay);
 - publishes the retained ``bridge/state`` (Sparkplug primary-host STATE: online, and offline as
-  the last will) and ``bridge/status`` (stage, trust and mode per machine) after every interval.
+  the last will) and ``bridge/status`` (stage, trust and mode per machine; for a plant too large
+  for one payload only the stage and version — the per-machine values are in every machine's
+  retained ``twin`` report) after every interval, and the twin reports themselves.
 
 A node's death (its last will) marks its machines stale at once; its birth clears that.
 Invalid messages are counted by the client and written to the audit log as events; they never
@@ -22,6 +24,7 @@ commands are re-sent at start) and the decision index.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import threading
@@ -37,6 +40,7 @@ from edge_bridge.commands import TrackedCommand
 from edge_bridge.decision import Decision, DecisionLoop
 from edge_bridge.mqtt import ConnectionSettings, MqttClient, TlsSettings
 from edge_bridge.schema import (
+    MAX_PAYLOAD_BYTES,
     Ack,
     BridgeState,
     BridgeStatus,
@@ -100,6 +104,7 @@ class BridgeService:
             stale_after_s=settings.stale_after_s,
             wait_s=settings.interval_wait_s,
             first_index=first,
+            sample_interval_s=settings.sample_interval_s,
         )
         self.site = settings.mqtt.site
         self.node_machines: dict[str, tuple[str, ...]] = {}
@@ -415,4 +420,8 @@ class BridgeService:
             trust={} if update is None else dict(update.trust),
             modes=modes,
         )
+        if len(status.to_payload()) > MAX_PAYLOAD_BYTES:
+            # a large plant: the per-machine maps are in each machine's twin report
+            self.counts["status_trimmed"] += 1
+            status = dataclasses.replace(status, cohort=(), trust={}, modes={})
         self.client.publish(topics.bridge_status_topic(self.site), status)

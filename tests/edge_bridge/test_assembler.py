@@ -120,3 +120,19 @@ def test_a_start_mid_run_moves_to_the_interval_of_the_first_sample():
         36_120,
         36_300,
     ]
+
+
+def test_a_fast_feed_is_decimated_to_the_sample_points():
+    assembly = assembler(sample_interval_s=60.0)
+    for step in range(1, 3001):  # 10 Hz for 300 s
+        t = step / 10.0
+        for machine in ("m-1", "m-2"):
+            assert assembly.add(machine, t, {"temperature": t, "state": 3.0}) is None
+    interval = assembly.complete()
+    assert [s["time_s"] for s in interval.samples] == [0.0, 60.0, 120.0, 180.0, 240.0, 300.0]
+    assert interval.samples[1]["m-1.temperature"] == pytest.approx(60.0)  # first at/after 60 s
+    assert assembly.decimated == 2 * 3000 - 2 * 6
+    assert assembly.refused == {}
+    assert assembly.add("m-1", 300.5, {"temperature": 1.0, "state": 3.0}) is None  # point 300
+    assert assembly.add("m-1", 360.0, {"temperature": 2.0, "state": 3.0}) is None
+    assert 300.0 not in assembly._rows and 360.0 in assembly._rows
