@@ -11,9 +11,9 @@ TORCH_SPEC ?= torch==2.13.0
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # Debian packages the tests need, installed only when the command is missing. PostgreSQL's
 # initdb lives outside PATH on Debian (/usr/lib/postgresql/<major>/bin), so it is looked up there.
-SYSTEM_TOOLS := cmake:cmake mosquitto:mosquitto mosquitto_pub:mosquitto-clients
+SYSTEM_TOOLS := cmake:cmake mosquitto:mosquitto mosquitto_pub:mosquitto-clients chromium:chromium chromedriver:chromium-driver
 # Test tools for the minimum-versions job (not themselves under test there).
-TEST_TOOLS := "pytest>=8,<10" "pytest-xdist>=3.5,<4" "pytest-timeout>=2.3,<3" "psycopg[binary]>=3.2,<4" "dask[distributed]>=2024.1,<2027"
+TEST_TOOLS := "pytest>=8,<10" "pytest-xdist>=3.5,<4" "pytest-timeout>=2.3,<3" "psycopg[binary]>=3.2,<4" "dask[distributed]>=2024.1,<2027" "selenium>=4.20,<5" "httpx>=0.27,<1"
 
 PACKAGES := envs agents optimizers federation edge_bridge fmus
 PYTHON_SOURCES := $(PACKAGES) scripts tests .ci
