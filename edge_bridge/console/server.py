@@ -90,6 +90,7 @@ class ConsoleServer:
                 ssl_keyfile=ssl_keyfile,
                 ssl_certfile=ssl_certfile,
                 timeout_graceful_shutdown=1,
+                ws="none",
             )
         )
         self._thread: threading.Thread | None = None
