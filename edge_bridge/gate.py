@@ -15,28 +15,31 @@ on its last known good setpoints) over candidate/incumbent.
 Evidence, once per decision interval (:meth:`RolloutGate.observe`): trust per machine, drift
 flags, stale machines, and the candidate's and the incumbent's KPIs of the interval. KPIs are
 :class:`envs.kpi.Kpis` turned into Z = w1·C + w2·E + w3·D with the scenario's objective
-weights (lower is better), or already a Z (a float). Over a window the Z values are summed and
-compared with :func:`envs.kpi.relative_change` (candidate against incumbent; a zero incumbent
-counts as no change if the candidate is zero too, else as a regression).
+weights (lower is better), or already a Z (a float). The KPI window is its own: the last
+``kpi_window_intervals`` intervals with both KPIs (a day by default), kept across promotions,
+judged once it holds ``kpi_min_intervals`` (4 h) — an hour of a factory line holds one or two
+maintenances, which swing a short window's Z by several hundred per cent either way. Its Z
+values are summed and compared with :func:`envs.kpi.relative_change` (candidate against
+incumbent; a zero incumbent counts as no change if the candidate is zero too, else as a
+regression).
 
 Promotion to the next stage needs ``min_intervals`` consecutive intervals in the stage in
 which every machine of the next stage's candidate set (local-control machines and rolled-back
 cohorts left out) has trust ≥ ``trust_threshold``, no drift flag and fresh data, both KPIs
-present, and the candidate's summed Z not worse than the incumbent's by more than
+present, and the candidate's Z over the KPI window not worse than the incumbent's by more than
 ``kpi_tolerance``; then, with ``require_approval``, an operator's :meth:`~RolloutGate.approve`
 (a pending approval is withdrawn if the evidence stops holding; :meth:`~RolloutGate.reject`
 declines it and the stage's count starts again).
 
 Automatic rollback (canary and full) when a machine running the candidate has stale data, a
-drift flag or trust below the threshold, or when over the stage's last ``min_intervals``
-intervals the candidate's Z is worse than the incumbent's by more than
-``rollback_kpi_tolerance``; and on an operator's :meth:`~RolloutGate.rollback` (of the whole
-rollout, or of one cohort, whose machines then stay on the incumbent). Every rollback names its
-reason. :meth:`RolloutGate.state_dict` / :meth:`RolloutGate.from_state` (and :meth:`save` /
-:meth:`load_or_new` through :class:`edge_bridge.store.Store`) round-trip the whole state, so
-a restarted bridge resumes in the same stage with the same counters. An interval already
-observed (``decision_index`` not above the last one) is ignored, so re-feeding evidence after
-a restart counts nothing twice.
+drift flag or trust below the threshold, or when over the KPI window the candidate's Z is worse
+than the incumbent's by more than ``rollback_kpi_tolerance``; and on an operator's
+:meth:`~RolloutGate.rollback` (of the whole rollout, or of one cohort, whose machines then stay
+on the incumbent). Every rollback names its reason. :meth:`RolloutGate.state_dict` /
+:meth:`RolloutGate.from_state` (and :meth:`save` / :meth:`load_or_new` through
+:class:`edge_bridge.store.Store`) round-trip the whole state, so a restarted bridge resumes in
+the same stage with the same counters. An interval already observed (``decision_index`` not
+above the last one) is ignored, so re-feeding evidence after a restart counts nothing twice.
 """
 
 from __future__ import annotations
@@ -146,6 +149,7 @@ class RolloutGate:
         self.canary_step = 0
         self.intervals_in_stage = 0
         self.window: list[list[Any]] = []  # [healthy, candidate Z, incumbent Z] per interval
+        self.kpi_window: list[list[float]] = []  # [candidate Z, incumbent Z], across stages
         self.last_decision_index: int | None = None
         self.pending: PendingApproval | None = None
         self.excluded_cohorts: list[str] = []
@@ -251,10 +255,11 @@ class RolloutGate:
         return problems
 
     def _window_change(self) -> float | None:
-        entries = self.window[-self.config.min_intervals :]
-        if len(entries) < self.config.min_intervals or any(e[1] is None for e in entries):
+        """Candidate against incumbent over the KPI window (None: not enough of it yet)."""
+        entries = self.kpi_window[-self.config.kpi_window_intervals :]
+        if len(entries) < self.config.kpi_min_intervals:
             return None
-        return self._z_change(sum(e[1] for e in entries), sum(e[2] for e in entries))
+        return self._z_change(sum(e[0] for e in entries), sum(e[1] for e in entries))
 
     def observe(self, evidence: IntervalEvidence) -> list[GateEvent]:
         """Take one interval's evidence; returns the events it caused (promotion, rollback,
@@ -279,13 +284,17 @@ class RolloutGate:
             z_candidate = z_incumbent = None
         self.window.append([healthy, z_candidate, z_incumbent])
         self.window = self.window[-self.config.min_intervals :]
+        if z_candidate is not None and z_incumbent is not None:
+            self.kpi_window.append([z_candidate, z_incumbent])
+            self.kpi_window = self.kpi_window[-self.config.kpi_window_intervals :]
         self.intervals_in_stage += 1
         change = self._window_change()
         regressed = change is not None and change > self.config.rollback_kpi_tolerance
         if self.stage in ("canary", "full") and regressed:
             reasons.append(
-                f"KPI regression: candidate Z {change:+.1%} vs incumbent over "
-                f"{self.config.min_intervals} intervals (tolerance "
+                f"KPI regression: candidate Z {change:+.1%} vs incumbent over the last "
+                f"{min(len(self.kpi_window), self.config.kpi_window_intervals)} intervals "
+                "(tolerance "
                 f"{self.config.rollback_kpi_tolerance:.1%})"
             )
         if reasons:
@@ -486,6 +495,7 @@ class RolloutGate:
             "canary_step": self.canary_step,
             "intervals_in_stage": self.intervals_in_stage,
             "window": self.window,
+            "kpi_window": self.kpi_window,
             "last_decision_index": self.last_decision_index,
             "pending": None if self.pending is None else dataclasses.asdict(self.pending),
             "excluded_cohorts": list(self.excluded_cohorts),
@@ -514,6 +524,7 @@ class RolloutGate:
         gate.canary_step = int(state["canary_step"])
         gate.intervals_in_stage = int(state["intervals_in_stage"])
         gate.window = [list(entry) for entry in state["window"]]
+        gate.kpi_window = [list(entry) for entry in state.get("kpi_window", [])]
         gate.last_decision_index = state["last_decision_index"]
         pending = state["pending"]
         gate.pending = None if pending is None else PendingApproval(**pending)

@@ -71,6 +71,12 @@ class GateConfig:
     rollback_kpi_tolerance: float = setting(
         0.05, low=0.0, high=10.0, doc="rollback: candidate Z more than this fraction worse"
     )
+    kpi_min_intervals: int = setting(
+        48, low=1, high=100_000, doc="intervals of paired KPIs before they are judged (4 h)"
+    )
+    kpi_window_intervals: int = setting(
+        288, low=1, high=1_000_000, doc="the KPI comparison's window, intervals (a day)"
+    )
     require_approval: bool = setting(False, doc="an operator approves each promotion")
     start_h: float = setting(
         6.0, low=0.0, high=168.0, doc="hours into the week at plant time_s = 0 (plant start_h)"
@@ -95,6 +101,8 @@ class GateConfig:
                 )
         if sum(c.share for c in self.cohorts) > 1.0 + 1e-9:
             raise ValueError("the cohorts' shares add up to more than 1")
+        if self.kpi_window_intervals < self.kpi_min_intervals:
+            raise ValueError("kpi_window_intervals must be >= kpi_min_intervals")
         if self.rollback_kpi_tolerance < self.kpi_tolerance:
             raise ValueError("rollback_kpi_tolerance must be >= kpi_tolerance")
 

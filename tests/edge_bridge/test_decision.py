@@ -19,6 +19,7 @@ from envs.plant import DriftEvent, Plant, load_plant_config
 GATE = """
 rollout_id = "test-rollout"
 min_intervals = {n}
+kpi_min_intervals = {n}
 trust_threshold = 0.5
 kpi_tolerance = 0.05
 rollback_kpi_tolerance = 0.5

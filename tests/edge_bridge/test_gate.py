@@ -31,6 +31,9 @@ COHORTS = (
 
 def config(**overrides) -> GateConfig:
     values = {"rollout_id": "r1", "min_intervals": 3, "cohorts": COHORTS, **overrides}
+    # the KPI window as long as a stage, so each test's few intervals decide
+    values.setdefault("kpi_min_intervals", values["min_intervals"])
+    values.setdefault("kpi_window_intervals", values["min_intervals"])
     return GateConfig(**values)
 
 
@@ -85,11 +88,10 @@ def test_kpi_tolerance_and_missing_kpis_block_promotion():
     feed = Feed(gate)
     for _ in range(5):
         assert feed(candidate=103.0, incumbent=100.0) == []  # 3 % worse
-    assert feed(candidate=None) == [] and gate.stage == "shadow"
-    for _ in range(2):
-        feed(candidate=101.0)
-    (event,) = feed(candidate=101.0)  # 1 % worse: within tolerance
-    assert event.to_stage == "canary[0]" and "+1.0%" in event.reason
+    assert feed(candidate=None) == [] and gate.stage == "shadow"  # no KPI: not judged
+    assert feed(candidate=101.0) == []  # the window (last 3 with KPIs): 103, 103, 101
+    (event,) = feed(candidate=101.0)  # 103, 101, 101: 1.7 % worse, within tolerance
+    assert event.to_stage == "canary[0]" and "+1.7%" in event.reason
 
 
 def test_kpis_as_envs_kpi_values_use_the_scenario_weights():
@@ -182,8 +184,8 @@ def test_problems_on_incumbent_machines_do_not_roll_back():
 
 def test_rollback_on_kpi_regression():
     _, feed = canary_gate(rollback_kpi_tolerance=0.05)
-    assert feed(candidate=120.0) == [] and feed(candidate=100.0) == []  # window not full yet
-    (event,) = feed(candidate=100.0)  # 40/300 = +6.7 % over 3 intervals
+    # the KPI window spans the promotion: 100, 100 from the shadow stage, then 120
+    (event,) = feed(candidate=120.0)  # 20/300 = +6.7 % over 3 intervals
     assert event.kind == "rollback" and "KPI regression" in event.reason and "+6.7%" in event.reason
 
 
@@ -336,3 +338,29 @@ def test_cohorts_that_do_not_fit_the_plant_are_refused():
     empty = (CohortConfig(name="all"), CohortConfig(name="none"))
     with pytest.raises(ConfigError, match="'none' has no machines"):
         RolloutGate(config(cohorts=empty), MACHINES)
+
+
+def test_the_kpi_window_spans_promotions_and_waits_for_its_minimum():
+    gate = RolloutGate(
+        config(min_intervals=2, kpi_min_intervals=6, kpi_window_intervals=6), MACHINES
+    )
+    index = 0
+
+    def feed(candidate: float, incumbent: float = 100.0) -> list:
+        nonlocal index
+        index += 1
+        trust = dict.fromkeys(MACHINES, 0.9)
+        return gate.observe(
+            IntervalEvidence(index, 300.0 * index, trust, {}, set(), candidate, incumbent)
+        )
+
+    for _ in range(5):  # healthy, but fewer paired KPIs than the minimum: no promotion yet
+        assert feed(90.0) == []
+    assert [e.kind for e in feed(90.0)] == ["promotion"]  # the 6th interval
+    assert len(gate.kpi_window) == 6  # kept across the promotion
+    events = []
+    for _ in range(6):  # a regression of the candidate, seen over the whole window
+        events += feed(400.0)
+        if gate.stage == "rolled_back":
+            break
+    assert events[-1].kind == "rollback" and "KPI regression" in events[-1].reason

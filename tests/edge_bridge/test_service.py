@@ -25,6 +25,7 @@ SITE = "plant-a"
 GATE = """
 rollout_id = "service-test"
 min_intervals = 2
+kpi_min_intervals = 2
 trust_threshold = 0.5
 kpi_tolerance = 0.05
 rollback_kpi_tolerance = 0.5
