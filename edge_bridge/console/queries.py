@@ -2,7 +2,8 @@
 writer; WAL lets the console read while the bridge writes).
 
 - :func:`gate_view`: the saved gate state (stage, pending approval, excluded cohorts, machines
-  in fallback or local control, the KPI window of candidate vs incumbent Z per interval).
+  in fallback or local control, ``kpi_series``: the gate's KPI window of candidate vs
+  incumbent objective Z per interval).
 - :func:`last_commands`: per machine the newest audit row: the last command and its ack.
 - :func:`timeline`: the gate's events (promotions, rollbacks, approvals, overrides, operator
   actions and refusals, node birth/death), newest first.
@@ -92,11 +93,11 @@ def gate_view(store: Store) -> dict[str, Any] | None:
         return None
     state = json.loads(rows[0]["state"])
     state["saved_at"] = rows[0]["wall_time"]
-    window = state.get("window") or []
-    state["kpi_window"] = [
-        {"healthy": entry[0], "candidate_z": entry[1], "incumbent_z": entry[2]}
-        for entry in window
-        if isinstance(entry, list) and len(entry) >= 3
+    pairs = state.get("kpi_window") or []  # [candidate Z, incumbent Z] per interval
+    state["kpi_series"] = [
+        {"candidate_z": entry[0], "incumbent_z": entry[1]}
+        for entry in pairs
+        if isinstance(entry, list) and len(entry) >= 2
     ]
     return state
 

@@ -44,7 +44,7 @@ def make_store(path) -> None:
             )
         log.event("promotion", "healthy for 2 intervals", time_s=600.0, decision_index=1)
         log.event("line_kpi", "not on the timeline")
-        store.save_gate_state("r1", {"stage": "shadow", "window": [[True, 1.0, 1.1]]}, 1.0)
+        store.save_gate_state("r1", {"stage": "shadow", "kpi_window": [[1.0, 1.1]]}, 1.0)
 
 
 def feed(live: LiveState) -> None:
@@ -203,9 +203,7 @@ def test_reads_audit_csv_rollout_machine_and_runs(setup):
     assert "\"incumbent, 'quoted', commas\"" in lines[1]
     rollout = client.get("/api/rollout").json()
     assert [e["kind"] for e in rollout["timeline"]] == ["promotion"]
-    assert rollout["gate"]["kpi_window"] == [
-        {"healthy": True, "candidate_z": 1.0, "incumbent_z": 1.1}
-    ]
+    assert rollout["gate"]["kpi_series"] == [{"candidate_z": 1.0, "incumbent_z": 1.1}]
     assert rollout["cohorts"] == ["mill-early", "mills", "rest"]
     detail = client.get("/api/machine/machining-1").json()
     assert len(detail["trace"]) == 1 and len(detail["reports"]) == 1 and len(detail["audit"]) == 3

@@ -342,7 +342,7 @@ function rolloutView() {
   const kpi = el("div", {class: "chart-box", id: "chart-kpi"});
   const timeline = el("table", {id: "timeline", class: "grid"});
   content.append(stage, el("h2", {}, "Pending approval"), approval, el("h2", {}, "Roll back"),
-                 rollbacks, el("h2", {}, "KPI window: objective Z per interval (lower is better)"),
+                 rollbacks, el("h2", {}, "KPI evidence: objective Z per interval, candidate vs incumbent (lower is better)"),
                  kpi, el("h2", {}, "Gate timeline (newest first)"), timeline);
   let cohortsShown = null;
   function draw(d) {
@@ -377,7 +377,7 @@ function rolloutView() {
         ...d.cohorts.map((c) => actionButton("rollback-" + c, `Roll back cohort ${c}`, "rollback",
                                              {cohort: c}, `Roll back cohort ${c} to the incumbent?`)));
     }
-    const window_ = g ? g.kpi_window : [];
+    const window_ = g ? g.kpi_series : [];
     window.charts.lineChart(kpi, {xlabel: "interval in the window", series: [
       {name: "candidate Z", color: "#ae3ec9", dots: true, points: window_.map((w, k) => [k, w.candidate_z])},
       {name: "incumbent Z", color: "#868e96", dots: true, points: window_.map((w, k) => [k, w.incumbent_z])}]});
