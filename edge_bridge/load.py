@@ -14,10 +14,14 @@ persistent session) hosting every machine of such a scenario. It publishes schem
 *tick* is one scenario tick of plant time (``time_s = tick · tick_s``), all machines sampled at
 the same instant and published in one burst (as a gateway polling its PLCs), so plant time runs
 ``tick_s × rate_hz`` faster than real time and a decision interval completes every
-``decision_interval_s / tick_s`` ticks. Signals are plausible, not physical: states mostly busy
-(a two-state busy/idle chain), temperature relaxing toward a busy or idle level with noise, wear
-slowly rising while busy, power by state (a mill alternates cutting and handling), vibration for
-mills. Every message carries ``sent_at``.
+``decision_interval_s / tick_s`` ticks. With ``plant_step_s`` (e.g. ``1 / rate_hz``: plant
+time = wall time) each tick is that many seconds of plant time instead, and a decision interval
+takes ``decision_interval_s / plant_step_s`` ticks; the signal dynamics below are scaled to the
+step (per-tick probabilities and relaxation compounded, noise by its square root).
+Signals are plausible, not physical: states mostly busy (a two-state busy/idle chain),
+temperature relaxing toward a busy or idle level with noise, wear slowly rising while busy,
+power by state (a mill alternates cutting and handling), vibration for mills.
+Every message carries ``sent_at``.
 
 Commands are answered at once on the network thread: applied (or ``duplicate`` for a key seen
 before, ``expired`` past ``expires_at``) with the read-back of what is now in force, so the
@@ -172,6 +176,7 @@ class SyntheticEquipment:
         site: str,
         node: str = "load-1",
         rate_hz: float = 10.0,
+        plant_step_s: float | None = None,
         seed: int = 0,
     ) -> None:
         if settings.session_expiry_s <= 0:
@@ -183,7 +188,15 @@ class SyntheticEquipment:
         self.node = topics.check_name(node, "node")
         self.rate_hz = float(rate_hz)
         self.machines = tuple(scenario.machine_names)
-        self.ticks_per_decision = round(scenario.decision_interval_s / scenario.tick_s)
+        self.step_s = float(scenario.tick_s if plant_step_s is None else plant_step_s)
+        per = scenario.decision_interval_s / self.step_s
+        if not (math.isfinite(per) and per >= 1 and abs(per - round(per)) < 1e-6):
+            raise ValueError(
+                f"plant_step_s must divide the decision interval "
+                f"({scenario.decision_interval_s} s) into whole samples, not {plant_step_s!r}"
+            )
+        self.ticks_per_decision = round(per)
+        self._per_tick = self.step_s / scenario.tick_s  # the signal dynamics are per tick
         equipment = scenario.machine_equipment
         self._mill = np.array([equipment[m] == "CncMill" for m in self.machines])
         self._index = {name: k for k, name in enumerate(self.machines)}
@@ -196,7 +209,7 @@ class SyntheticEquipment:
         self._speed = np.ones(count)
         self._standby = np.zeros(count, dtype=bool)
         self._maintenance_ticks = max(
-            1, round(scenario.reliability.maintenance_h * 3600 / scenario.tick_s)
+            1, round(scenario.reliability.maintenance_h * 3600 / self.step_s)
         )
         self._lock = threading.Lock()
         self._dedup = DedupWindow(capacity=max(10_000, 20 * count))
@@ -268,14 +281,19 @@ class SyntheticEquipment:
             self._wear[done] = 0.0
             flip = rng.random(count)
             busy = self._state == _BUSY
+            to_idle, to_busy = (1.0 - (1.0 - p) ** self._per_tick for p in (0.03, 0.3))
             state = np.where(
-                busy, np.where(flip < 0.03, _IDLE, _BUSY), np.where(flip < 0.3, _BUSY, _IDLE)
+                busy,
+                np.where(flip < to_idle, _IDLE, _BUSY),
+                np.where(flip < to_busy, _BUSY, _IDLE),
             )
             self._state = np.where(self._maintenance_left > 0, _MAINTENANCE, state)
         busy = self._state == _BUSY
-        tick_h = self.scenario.tick_s / 3600.0
+        tick_h = self.step_s / 3600.0
         target = np.where(busy, 38.0 + 6.0 * self._speed, 26.0)
-        self._temperature += 0.2 * (target - self._temperature) + rng.normal(0.0, 0.3, count)
+        relax = 1.0 - 0.8**self._per_tick
+        noise = rng.normal(0.0, 0.3 * math.sqrt(self._per_tick), count)
+        self._temperature += relax * (target - self._temperature) + noise
         self._wear = np.minimum(1.0, self._wear + busy * self._speed * tick_h / 8.0)
 
     def _signals(self) -> list[dict[str, float | int | None]]:
@@ -305,7 +323,7 @@ class SyntheticEquipment:
     def _publish_tick(self, tick: int) -> None:
         self._advance_signals()
         rows = self._signals()
-        time_s = tick * self.scenario.tick_s
+        time_s = tick * self.step_s
         with self._lock:
             setpoints = [
                 {"speed_factor": float(self._speed[k]), "standby": bool(self._standby[k])}

@@ -1,538 +1,42 @@
 """Benchmark the edge bridge: telemetry-to-command latency and throughput through Mosquitto.
 
-For each machine count N (``--machines``, default 100 200 500) it starts its own Mosquitto on
-loopback (``edge_bridge.broker.Broker``), the real ``BridgeService`` on a generated scenario of N
-machines (``edge_bridge.load.scaled_scenario``: automotive_components scaled, stations split
-into cells of at most 20 parallel machines), an envelope and a gate for it, incumbent
-``condition_based`` (``--candidate`` adds the paired twin comparison), its own store, and in a
-separate process the synthetic equipment (``edge_bridge.load.SyntheticEquipment``): every
-machine sampled at ``--rate`` Hz for ``--seconds``, each sample one scenario tick (30 s of plant
-time), so a decision interval (300 s) completes every 10 samples.
-
-Measured per N:
-
-- latency of each command = its arrival at the equipment − ``sent_at`` of the telemetry message
-  that completed its decision interval (the last machine's boundary sample); per decision the
-  latency of its last command (all commands of the interval delivered);
-- ingest lag of every telemetry message: sent → handled on the bridge's loop thread;
-- loss: telemetry sent vs handled + refused + rejected by the bridge; every command the ledger
-  issued received (lost), none received twice (duplicated), none applied twice;
-- where a decision's time goes (the bridge's loop thread, timed by wrapping the DecisionLoop's
-  parts from outside): twin update, paired comparison, gate, proposals, envelope, ledger, audit,
-  gate-state save, command publish, status publish; ``--profile`` adds a cProfile of the
-  decisions (``n<N>/profile.txt``).
+For each machine count N (``--machines``, default 100 200 500): its own Mosquitto on loopback,
+the real ``BridgeService`` on automotive_components scaled to N machines, and synthetic
+equipment in a separate process sampling every machine at ``--rate`` Hz for ``--seconds``; each
+sample is one scenario tick (30 s of plant time, a decision every 10 samples) or, with
+``--realtime``, 1/rate s of plant time (plant time = wall time, a decision every 300 s, the
+feed decimated to the twin's 60 s points). Measured: telemetry-to-command latency per command
+and per decision, ingest lag, telemetry and commands lost or duplicated, where a decision's
+time goes, the machine's load. The work is :mod:`edge_bridge.bench`.
 
 Prints progress lines and a table per N (the 20 ms p99 goal is marked), writes
 ``bench.json`` and ``latency.png`` (latency distribution per N) into ``--out``.
 
     python scripts/bench_bridge.py                                  # 100 200 500, 300 s each
     python scripts/bench_bridge.py --machines 100 --seconds 300 --rate 10
+    python scripts/bench_bridge.py --machines 100 --seconds 600 --realtime
 """
 
 from __future__ import annotations
 
 import argparse
-import cProfile
-import io
-import json
-import multiprocessing
-import pstats
 import sys
-import threading
-import time
-import uuid
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
-
-from edge_bridge.broker import Broker  # noqa: E402
-from edge_bridge.load import LoadReport, SyntheticEquipment, scaled_scenario  # noqa: E402
-from edge_bridge.mqtt import ConnectionSettings  # noqa: E402
-from edge_bridge.service import BridgeService  # noqa: E402
-from edge_bridge.settings import BridgeSettings, MqttSettings  # noqa: E402
-from envs.atomic import write_atomic  # noqa: E402
-from envs.config import write_toml  # noqa: E402
-from envs.scenario import Scenario, load_scenario  # noqa: E402
-
-SITE = "bench"
-GOAL_P99_MS = 20.0
-PARTS = (
-    "twin",
-    "comparison",
-    "gate",
-    "proposals",
-    "envelope",
-    "ledger",
-    "audit",
-    "gate_save",
-    "publish",
-    "status",
+from edge_bridge.bench import (  # noqa: E402
+    BenchOptions,
+    check_arguments,
+    format_table,
+    run_benchmark,
+    write_outputs,
+    write_plant_files,
 )
-"""The timed pieces of one decision on the bridge's thread (module docstring)."""
 
-
-# --- configuration of one run ------------------------------------------------------------------
-def write_plant_files(folder: Path, scenario: Scenario) -> dict[str, Path]:
-    """The scenario, an envelope (every station's speed_range, the shipped defaults) and a gate
-    (rollout bench, canary 10 % then the rest) for ``scenario``, written into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = {name: folder / f"{name}.toml" for name in ("scenario", "envelope", "gate")}
-    write_toml(scenario, paths["scenario"])
-    stations = "".join(
-        f'\n[[stations]]\nname = "{s.name}"\n'
-        f"speed_factor = {{ low = {s.speed_range[0]}, high = {s.speed_range[1]} }}\n"
-        for s in scenario.stations
-    )
-    write_atomic(
-        paths["envelope"],
-        f'version = "{scenario.name}-bench-envelope"\n'
-        'speed_factor = { max_step = 0.1, mode = "clamp" }\n'
-        'standby = { allow_true = true, mode = "clamp" }\n'
-        'maintenance = { allow_true = true, mode = "reject" }\n' + stations,
-    )
-    write_atomic(
-        paths["gate"],
-        'rollout_id = "bench"\nmin_intervals = 12\ntrust_threshold = 0.5\n'
-        "kpi_tolerance = 0.02\nrollback_kpi_tolerance = 0.05\nrequire_approval = false\n"
-        'start_h = 6.0\n\n[[cohorts]]\nname = "canary"\nshare = 0.1\n\n'
-        '[[cohorts]]\nname = "rest"\n',
-    )
-    return paths
-
-
-# --- measuring the bridge from outside ---------------------------------------------------------
-class Probe:
-    """Wraps methods of one ``BridgeService`` (instance attributes; the classes are untouched):
-    per decision the seconds in each of :data:`PARTS`, the whole ``_decide`` and ``decide``;
-    per telemetry message its ingest lag; the time spent on acks."""
-
-    def __init__(self, service: BridgeService, *, profile: bool = False) -> None:
-        self.decisions: list[dict[str, float]] = []
-        self.ingest_lag_s: list[float] = []
-        self.telemetry_s = 0.0
-        self.ack_s = 0.0
-        self.acks = 0
-        self.profiler = cProfile.Profile() if profile else None
-        self._current: dict[str, float] | None = None
-        loop = service.loop
-        parts: list[tuple[object, str, str]] = [
-            (loop, "_update_twin", "twin"),
-            (loop.gate, "observe", "gate"),
-            (loop.gate, "assignments", "gate"),
-            (loop.incumbent, "propose", "proposals"),
-            (loop.envelope, "check", "envelope"),
-            (loop.ledger, "create", "ledger"),
-            (loop.audit, "record", "audit"),
-            (loop.audit, "event", "audit"),
-            (loop.gate, "save", "gate_save"),
-            (service, "_send", "publish"),
-            (service, "_publish_status", "status"),
-        ]
-        if loop.candidate is not None:
-            parts.append((loop.candidate, "propose", "proposals"))
-        if loop.comparison is not None:
-            parts.append((loop.comparison, "step", "comparison"))
-        for owner, name, part in parts:
-            self._time(owner, name, part)
-        self._time(loop, "decide", "decide")
-        self._wrap_decide(service)
-        self._wrap_intake(service)
-
-    def _time(self, owner: object, name: str, part: str) -> None:
-        original: Callable[..., Any] = getattr(owner, name)
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            current = self._current
-            if current is None:
-                return original(*args, **kwargs)
-            began = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                current[part] += time.perf_counter() - began
-
-        setattr(owner, name, timed)
-
-    def _wrap_decide(self, service: BridgeService) -> None:
-        original = service._decide
-
-        def decide() -> None:
-            self._current = current = defaultdict(float)
-            began = time.perf_counter()
-            try:
-                if self.profiler is not None:
-                    self.profiler.runcall(original)
-                else:
-                    original()
-            finally:
-                current["total"] = time.perf_counter() - began
-                self._current = None
-                self.decisions.append(dict(current))
-
-        service._decide = decide  # type: ignore[method-assign]
-
-    def _wrap_intake(self, service: BridgeService) -> None:
-        telemetry, ack = service._telemetry, service._ack
-
-        def on_telemetry(message: Any) -> None:
-            began = time.perf_counter()
-            telemetry(message)
-            self.ingest_lag_s.append(time.time() - message.sent_at)
-            self.telemetry_s += time.perf_counter() - began
-
-        def on_ack(message: Any) -> None:
-            began = time.perf_counter()
-            ack(message)
-            self.ack_s += time.perf_counter() - began
-            self.acks += 1
-
-        service._telemetry = on_telemetry  # type: ignore[method-assign]
-        service._ack = on_ack  # type: ignore[method-assign]
-
-
-# --- the equipment process -----------------------------------------------------------------------
-def _equipment_process(
-    scenario_path: str,
-    settings: ConnectionSettings,
-    rate_hz: float,
-    seconds: float,
-    done: Any,
-    results: Any,
-) -> None:
-    """Child process: run the synthetic equipment, then wait for ``done`` (the bridge's last
-    commands delivered) and send the report."""
-    equipment = SyntheticEquipment(
-        load_scenario(scenario_path), settings, site=SITE, rate_hz=rate_hz
-    )
-    try:
-        equipment.start(timeout_s=60.0)  # 500 subscriptions on a busy machine
-        results.put(("started", None))
-        equipment.run(seconds)
-        results.put(("ran", equipment.report.telemetry_sent))
-        done.wait(120)
-    finally:
-        equipment.close()
-    results.put(("report", equipment.report))
-
-
-def _percentiles(values: list[float] | np.ndarray) -> dict[str, float]:
-    data = np.asarray(values, dtype=float) * 1000.0
-    if data.size == 0:
-        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan"), "n": 0}
-    return {
-        "p50": float(np.percentile(data, 50)),
-        "p99": float(np.percentile(data, 99)),
-        "max": float(data.max()),
-        "n": int(data.size),
-    }
-
-
-def bench_one(machines: int, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    """One benchmark run with ``machines`` machines; returns its figures (module docstring)."""
-    folder = out / f"n{machines}"
-    scenario = scaled_scenario(machines)
-    paths = write_plant_files(folder, scenario)
-    store = folder / "bridge.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{store}{suffix}").unlink(missing_ok=True)
-    failures: list[str] = []
-    hook = threading.excepthook
-    threading.excepthook = lambda info: failures.append(
-        f"{info.exc_type.__name__}: {info.exc_value}"
-    )
-    with Broker(folder / "mosquitto") as broker:
-        account = broker.account("bridge")
-        settings = BridgeSettings(
-            scenario=str(paths["scenario"]),
-            sample_interval_s=scenario.tick_s,
-            incumbent="condition_based",
-            candidate=args.candidate,
-            envelope=str(paths["envelope"]),
-            gate=str(paths["gate"]),
-            store=str(store),
-            mqtt=MqttSettings(
-                site=SITE,
-                host=broker.host,
-                port=broker.port,
-                username=account.username,
-                client_id=f"bridge-{uuid.uuid4().hex[:8]}",
-            ),
-        )
-        began = time.perf_counter()
-        service = BridgeService(settings, password=account.password)
-        startup_s = time.perf_counter() - began
-        probe = Probe(service, profile=args.profile)
-        try:
-            service.start()
-        except Exception as error:  # the bridge under test failed: report it, run the next N
-            failures.append(f"bridge start: {type(error).__name__}: {error}")
-            service.stop()
-            threading.excepthook = hook
-            return _failed(machines, startup_s, failures)
-        context = multiprocessing.get_context("spawn")
-        done, results = context.Event(), context.Queue()
-        equipment_settings = broker.settings(
-            "equipment", f"load-{uuid.uuid4().hex[:8]}", session_expiry_s=3600
-        )
-        child = context.Process(
-            target=_equipment_process,
-            args=(
-                str(paths["scenario"]),
-                equipment_settings,
-                args.rate,
-                args.seconds,
-                done,
-                results,
-            ),
-            daemon=True,
-        )
-        child.start()
-        report = _supervise(service, probe, child, done, results, machines, args)
-        child.join(10)
-        service.stop()
-        dropped = broker.log_tail(100_000).count("Outgoing messages are being dropped")
-    threading.excepthook = hook
-    if report is None:
-        failures.append("the equipment process sent no report")
-        report = LoadReport(
-            machines, args.rate, round(scenario.decision_interval_s / scenario.tick_s)
-        )
-    result = _figures(service, probe, report, machines, startup_s, failures)
-    result["broker_drop_warnings"] = dropped
-    if probe.profiler is not None:
-        text = io.StringIO()
-        pstats.Stats(probe.profiler, stream=text).sort_stats("cumulative").print_stats(30)
-        write_atomic(folder / "profile.txt", text.getvalue())
-        result["profile"] = str(folder / "profile.txt")
-    return result
-
-
-def _failed(machines: int, startup_s: float, failures: list[str]) -> dict[str, Any]:
-    nothing = {"p50": float("nan"), "p99": float("nan"), "max": float("nan"), "n": 0}
-    return {
-        "machines": machines,
-        "startup_s": startup_s,
-        "msgs_in_per_s": 0.0,
-        "msgs_out_per_s": 0.0,
-        "command_latency_ms": nothing,
-        "decision_latency_ms": nothing,
-        "ingest_lag_ms": nothing,
-        "telemetry_lost": 0,
-        "commands_lost": 0,
-        "commands_duplicated": 0,
-        "decision_ms": {},
-        "goal_met": False,
-        "failures": failures,
-        "latencies_ms": [],
-    }
-
-
-def _supervise(
-    service: BridgeService,
-    probe: Probe,
-    child: Any,
-    done: Any,
-    results: Any,
-    machines: int,
-    args: argparse.Namespace,
-) -> LoadReport | None:
-    """Print progress while the equipment runs; once it has sent everything, wait until the
-    bridge handled it and the ledger settled (or ``--settle-s`` passes), then collect the report."""
-    began = time.time()
-    sent: int | None = None
-    settle_until = None
-    report = None
-    next_line = began + args.progress_s
-    while report is None:
-        try:
-            kind, value = results.get(timeout=0.2)
-        except Exception:  # queue.Empty
-            kind, value = "", None
-        if kind == "ran":
-            sent, settle_until = value, time.time() + args.settle_s
-        elif kind == "report":
-            report = value
-        counts = service.counts
-        handled = counts["telemetry"] + counts["telemetry_refused"] + counts["invalid"]
-        if time.time() >= next_line:
-            next_line += args.progress_s
-            last = probe.decisions[-1]["total"] * 1000 if probe.decisions else float("nan")
-            print(
-                f"  N={machines} t={time.time() - began:5.0f} s: telemetry {handled}, decisions "
-                f"{len(service.decisions)}, commands {counts['commands_sent']} sent / "
-                f"{counts['ack_confirmed']} confirmed, inbox {service._inbox.qsize()}, "
-                f"last decision {last:.1f} ms",
-                flush=True,
-            )
-        bridge_alive = service._thread is not None and service._thread.is_alive()
-        if sent is not None and not done.is_set():
-            try:
-                pending = service.loop.ledger.pending()
-            except RuntimeError:  # the bridge thread changed the ledger meanwhile
-                pending = [None]
-            per = round(service.scenario.decision_interval_s / service.scenario.tick_s)
-            expected = (sent // machines - 1) // per  # intervals whose boundary was sent
-            settled = (
-                handled >= sent
-                and len(service.decisions) >= expected
-                and not pending
-                and not service.assembler.ready()
-            )
-            if settled or not bridge_alive or time.time() > (settle_until or 0):
-                done.set()
-        if not child.is_alive() and report is None and results.empty():
-            return None
-    return report
-
-
-def _figures(
-    service: BridgeService,
-    probe: Probe,
-    report: LoadReport,
-    machines: int,
-    startup_s: float,
-    failures: list[str],
-) -> dict[str, Any]:
-    duration = max(report.ended_at - report.started_at, 1e-9)
-    counts = service.counts
-    rejected = sum(v for k, v in service.client.rejected.items() if k.startswith("telemetry"))
-    handled = counts["telemetry"] + counts["telemetry_refused"]
-    issued = {c.command_id: c for c in service.loop.ledger.commands()}
-    first: dict[str, float] = {}
-    received = defaultdict(int)
-    applied = defaultdict(int)
-    for command in report.commands:
-        received[command.command_id] += 1
-        first.setdefault(command.command_id, command.arrived_at)
-        if command.status == "applied":
-            applied[command.idempotency_key] += 1
-    latency: list[float] = []
-    per_decision: dict[int, float] = defaultdict(float)
-    for command_id, arrived in first.items():
-        command = issued.get(command_id)
-        if command is None:
-            continue
-        value = arrived - report.boundary_sent_at(command.decision_index)
-        latency.append(value)
-        per_decision[command.decision_index] = max(per_decision[command.decision_index], value)
-    breakdown = (
-        {
-            part: 1000.0 * float(np.mean([d.get(part, 0.0) for d in probe.decisions]))
-            for part in (*PARTS, "decide", "total")
-        }
-        if probe.decisions
-        else {}
-    )
-    statuses = defaultdict(int)
-    for command in issued.values():
-        statuses[command.status] += 1
-    command_latency = _percentiles(latency)
-    decision_latency = _percentiles(list(per_decision.values()))
-    return {
-        "machines": machines,
-        "rate_hz": report.rate_hz,
-        "seconds": duration,
-        "startup_s": startup_s,
-        "decisions": len(service.decisions),
-        "decisions_expected": report.decisions_expected,
-        "telemetry_sent": report.telemetry_sent,
-        "telemetry_handled": counts["telemetry"],
-        "telemetry_refused": counts["telemetry_refused"],
-        "telemetry_rejected": rejected,
-        "telemetry_lost": report.telemetry_sent - handled - rejected,
-        "commands_issued": len(issued),
-        "commands_received": len(first),
-        "commands_lost": len(set(issued) - set(first)),
-        "commands_pending_at_end": statuses.get("pending", 0),
-        "commands_duplicated": sum(n - 1 for n in received.values()),
-        "commands_applied_twice": sum(1 for n in applied.values() if n > 1),
-        "commands_resent": counts["commands_resent"],
-        "command_statuses": dict(statuses),
-        "msgs_in_per_s": (report.telemetry_sent + report.acks_sent) / duration,
-        "msgs_out_per_s": (counts["commands_sent"] + counts["commands_resent"]) / duration,
-        "late_ticks": report.late_ticks,
-        "command_latency_ms": command_latency,
-        "decision_latency_ms": decision_latency,
-        "ingest_lag_ms": _percentiles(probe.ingest_lag_s),
-        "telemetry_handling_us": 1e6 * probe.telemetry_s / max(1, len(probe.ingest_lag_s)),
-        "ack_handling_us": 1e6 * probe.ack_s / max(1, probe.acks),
-        "decision_ms": breakdown,
-        "decision_total_ms": _percentiles([d["total"] for d in probe.decisions]),
-        "goal_met": bool(
-            decision_latency["p99"] <= GOAL_P99_MS
-            and report.telemetry_sent - handled - rejected == 0
-            and not set(issued) - set(first)
-            and not failures
-        ),
-        "failures": failures,
-        "latencies_ms": [1000.0 * v for v in latency],
-    }
-
-
-# --- output ------------------------------------------------------------------------------------
-def format_table(results: list[dict[str, Any]]) -> str:
-    """The results table and the decision-time breakdown (milliseconds)."""
-    lines = [
-        "latency = command arrival - sent_at of the telemetry that completed its interval (ms);",
-        "decision = the interval's last command; goal: decision p99 <= 20 ms, nothing lost",
-        f"{'N':>4} {'in/s':>7} {'out/s':>6} {'cmd p50':>8} {'p99':>7} {'max':>7} "
-        f"{'dec p50':>8} {'p99':>7} {'max':>7} {'ingest p99':>10} "
-        f"{'lost tel':>8} {'lost cmd':>8} {'dup':>4} {'goal':>5}",
-    ]
-    for r in results:
-        c, d = r["command_latency_ms"], r["decision_latency_ms"]
-        lines.append(
-            f"{r['machines']:>4} {r['msgs_in_per_s']:>7.0f} {r['msgs_out_per_s']:>6.0f} "
-            f"{c['p50']:>8.1f} {c['p99']:>7.1f} {c['max']:>7.1f} "
-            f"{d['p50']:>8.1f} {d['p99']:>7.1f} {d['max']:>7.1f} "
-            f"{r['ingest_lag_ms']['p99']:>10.1f} {r['telemetry_lost']:>8} "
-            f"{r['commands_lost']:>8} {r['commands_duplicated']:>4} "
-            f"{'met' if r['goal_met'] else 'MISS':>5}"
-        )
-    lines += ["", "mean ms per decision on the bridge thread:"]
-    names = (*PARTS, "total")
-    lines.append(f"{'N':>4} " + " ".join(f"{name:>10}" for name in names))
-    for r in results:
-        parts = r["decision_ms"]
-        lines.append(
-            f"{r['machines']:>4} " + " ".join(f"{parts.get(name, 0.0):>10.2f}" for name in names)
-        )
-    for r in results:
-        if r["failures"]:
-            lines.append(f"N={r['machines']}: FAILED: {'; '.join(r['failures'])}")
-    return "\n".join(lines)
-
-
-def plot(results: list[dict[str, Any]], path: Path) -> None:
-    """Empirical CDF of command latency per N, the goal as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for r in results:
-        data = np.sort(np.asarray(r["latencies_ms"]))
-        if data.size:
-            axis.plot(data, np.arange(1, data.size + 1) / data.size, label=f"N = {r['machines']}")
-    axis.axvline(GOAL_P99_MS, color="r", ls="--", lw=0.8, label="20 ms goal")
-    axis.set_xscale("log")
-    axis.set_xlabel("telemetry-to-command latency, ms")
-    axis.set_ylabel("fraction of commands")
-    axis.legend()
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    temporary = path.with_suffix(".tmp.png")
-    figure.savefig(temporary, dpi=110)
-    plt.close(figure)
-    temporary.replace(path)
+__all__ = ["build_parser", "main", "write_plant_files"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -549,26 +53,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--profile", action="store_true", help="cProfile the decisions")
     parser.add_argument("--progress-s", type=float, default=10.0, help="seconds between lines")
     parser.add_argument("--settle-s", type=float, default=30.0, help="wait for the last commands")
+    parser.add_argument(
+        "--realtime", action="store_true", help="plant time = wall time (a decision per 300 s)"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if any(n < 3 for n in args.machines) or args.seconds <= 0 or not 0 < args.rate <= 1000:
-        print("--machines must be >= 3, --seconds > 0, --rate in (0, 1000]", file=sys.stderr)
-        return 2
-    results = []
-    for machines in args.machines:
-        print(f"N={machines}: {args.seconds:.0f} s at {args.rate} Hz ...", flush=True)
-        results.append(bench_one(machines, args, args.out))
-    print(format_table(results))
-    args.out.mkdir(parents=True, exist_ok=True)
-    summary = [{k: v for k, v in r.items() if k != "latencies_ms"} for r in results]
-    write_atomic(
-        args.out / "bench.json",
-        json.dumps({"args": vars(args) | {"out": str(args.out)}, "results": summary}, indent=2),
+    options = BenchOptions(
+        seconds=args.seconds,
+        rate_hz=args.rate,
+        candidate=args.candidate,
+        profile=args.profile,
+        progress_s=args.progress_s,
+        settle_s=args.settle_s,
+        realtime=args.realtime,
     )
-    plot(results, args.out / "latency.png")
+    try:
+        check_arguments(args.machines, options)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    results = run_benchmark(args.machines, options, args.out)
+    print(format_table(results))
+    write_outputs(results, args.out, vars(args) | {"out": str(args.out)})
     print(f"wrote {args.out / 'bench.json'} and {args.out / 'latency.png'}")
     return 0
 

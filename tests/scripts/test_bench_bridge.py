@@ -63,3 +63,22 @@ def test_a_tiny_run_loses_nothing_and_writes_its_report(tmp_path, capsys):
     assert result["ingest_lag_ms"]["n"] == 11 * 14
     assert result["decision_ms"]["twin"] > 0 and result["decision_ms"]["audit"] > 0
     assert (out / "latency.png").stat().st_size > 0
+
+
+def test_realtime_needs_whole_samples_per_decision_and_bad_steps_are_refused():
+    from edge_bridge.bench import BenchOptions, check_arguments
+    from edge_bridge.load import SyntheticEquipment
+    from edge_bridge.mqtt import ConnectionSettings
+
+    check_arguments([100], BenchOptions(realtime=True, rate_hz=10.0))
+    with pytest.raises(ValueError, match="--realtime"):
+        check_arguments([100], BenchOptions(realtime=True, rate_hz=0.007))
+    assert BenchOptions(realtime=True, rate_hz=10.0).plant_step_s == pytest.approx(0.1)
+    assert BenchOptions(rate_hz=10.0).plant_step_s is None
+    settings = ConnectionSettings(host="127.0.0.1", port=1, client_id="t", session_expiry_s=60)
+    scenario = scaled_scenario(14)
+    realtime = SyntheticEquipment(scenario, settings, site="s", plant_step_s=0.1)
+    assert realtime.ticks_per_decision == 3000
+    assert SyntheticEquipment(scenario, settings, site="s").ticks_per_decision == 10
+    with pytest.raises(ValueError, match="plant_step_s must divide"):
+        SyntheticEquipment(scenario, settings, site="s", plant_step_s=7.0)
