@@ -53,7 +53,13 @@ import numpy as np
 
 from envs.config import setting
 
-__all__ = ["DEFAULT_NOISE_FLOOR", "MachineTrust", "SignalDetector", "TrustConfig"]
+__all__ = [
+    "DEFAULT_NOISE_FLOOR",
+    "CommonModeDetector",
+    "MachineTrust",
+    "SignalDetector",
+    "TrustConfig",
+]
 
 DEFAULT_NOISE_FLOOR: Mapping[str, float] = {"temperature": 0.2, "wear": 0.005}
 """Smallest σ per signal kind (signal units): the emulator's sensor noise (K, fraction of the
@@ -80,6 +86,12 @@ class TrustConfig:
     )
     memory_samples: float = setting(
         240.0, low=10.0, high=1e9, doc="healthy model keeps learning with this memory (samples)"
+    )
+    gap_samples: int = setting(
+        3, low=1, high=100_000, doc="missing samples (time gap or silent machine) that re-sync"
+    )
+    rewarm_samples: int = setting(
+        10, low=1, high=100_000, doc="samples not scored after a re-sync (machine not ready)"
     )
     noise_floor: dict[str, float] = setting(  # noqa: RUF009 a copied default per instance
         dict(DEFAULT_NOISE_FLOOR), doc="smallest σ per signal kind, signal units"
@@ -125,11 +137,19 @@ class SignalDetector:
         self.up = 0.0
         self.down = 0.0
         self.last_z = math.nan
+        self._rewarm_left = 0
 
     @property
     def ready(self) -> bool:
-        """Whether the warm-up is over (the healthy model is fitted)."""
-        return self.theta is not None
+        """Whether the warm-up is over (the healthy model is fitted) and no re-warm runs."""
+        return self.theta is not None and self._rewarm_left == 0
+
+    def rewarm(self) -> None:
+        """After a re-sync (a telemetry gap): the next ``config.rewarm_samples`` residuals are
+        not scored and the detector is not :attr:`ready`; the fitted model and the CUSUM are
+        kept (the evidence before the gap still counts). Before the first fit: nothing."""
+        if self.theta is not None:
+            self._rewarm_left = self.config.rewarm_samples
 
     @property
     def statistic(self) -> float:
@@ -142,13 +162,16 @@ class SignalDetector:
 
     @property
     def trust(self) -> float:
-        """``2^(−S/h)``; 0 during the warm-up."""
+        """``2^(−S/h)``; 0 during the warm-up or a re-warm."""
         return 2.0 ** (-self.statistic / self.config.alarm) if self.ready else 0.0
 
     def update(self, residual: float, features: Sequence[float]) -> float:
         """Add one sample's residual (signal units) with its features; returns ``z`` (NaN
         during the warm-up)."""
         x = np.asarray(features, dtype=float)
+        if self._rewarm_left > 0:
+            self._rewarm_left -= 1
+            return math.nan
         if self.theta is None:
             self._warmup_x.append(x)
             self._warmup_r.append(float(residual))
@@ -240,3 +263,44 @@ class MachineTrust:
     def statistics(self) -> dict[str, float]:
         """CUSUM ``S`` per signal, σ units."""
         return {s: d.statistic for s, d in self.detectors.items()}
+
+    def rewarm(self) -> None:
+        """Re-warm every detector (:meth:`SignalDetector.rewarm`)."""
+        for detector in self.detectors.values():
+            detector.rewarm()
+
+
+class CommonModeDetector:
+    """The line-wide detector of one signal kind (module docstring, "Common mode").
+
+    Per sample it takes the machines' standardised residuals ``z_i`` of that kind and scores
+    ``Z = Σ z_i / √n`` (n = machines with a residual, at least ``min_machines``) with a
+    :class:`SignalDetector` on the intercept alone (σ of ``Z`` learned in its own warm-up,
+    at least 1: the value for independent machines). Until that warm-up is over it has no
+    evidence and trust 1 (it adds to the machines' own detectors, never holds them back).
+    """
+
+    def __init__(self, config: TrustConfig, kind: str, min_machines: int = 3) -> None:
+        self.signal = f"line.{kind}"
+        self.min_machines = min_machines
+        self.detector = SignalDetector(config, 1.0)
+
+    def update(self, z: Sequence[float]) -> float:
+        """One sample's machine residuals (NaN = none); returns the standardised ``Z``."""
+        finite = [v for v in z if math.isfinite(v)]
+        if len(finite) < self.min_machines:
+            return math.nan
+        return self.detector.update(sum(finite) / math.sqrt(len(finite)), (1.0,))
+
+    @property
+    def trust(self) -> float:
+        """``2^(−S/h)`` once fitted, 1 before."""
+        return self.detector.trust if self.detector.theta is not None else 1.0
+
+    @property
+    def drifted(self) -> bool:
+        return self.detector.theta is not None and self.detector.drifted
+
+    @property
+    def statistic(self) -> float:
+        return self.detector.statistic

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_bridge.trust import MachineTrust, TrustConfig
+from edge_bridge.trust import CommonModeDetector, MachineTrust, TrustConfig
 from envs.line import ProductionLine
 from envs.line_env import ProductionLineEnv
 from envs.machines import MachineState
@@ -50,10 +50,12 @@ from envs.sync.nudging import Nudger
 from envs.sync.recording import MEASURED_KINDS, Recording
 from envs.sync.replay import StateReplay
 
-__all__ = ["DEFAULT_BETA", "SCORED_KINDS", "BridgeTwin", "TwinUpdate"]
+__all__ = ["COMMON_KINDS", "DEFAULT_BETA", "SCORED_KINDS", "BridgeTwin", "TwinUpdate"]
 
 SCORED_KINDS = ("temperature", "wear")
 """Signal kinds scored for trust (the twin's synchronised states)."""
+COMMON_KINDS = ("temperature",)
+"""Kinds with a line-wide common-mode detector as well (the hall's ambient moves them all)."""
 DEFAULT_BETA: Mapping[str, float] = {"temperature": 1.0, "wear": 0.1}
 """Nudging gains per kind (module docstring, step 3)."""
 _TIME_TOLERANCE = 1e-6
@@ -81,6 +83,8 @@ class TwinUpdate:
     """Per signal, the twin's one-sample-ahead prediction of the interval's last sample."""
     measured: dict[str, float] = field(default_factory=dict)
     """The interval's last sample as measured (NaN = dropped)."""
+    resynced: tuple[str, ...] = ()
+    """Machines re-synchronised in this interval after a telemetry gap (re-warming)."""
 
     def untrusted(self, config: TrustConfig) -> tuple[str, ...]:
         """Machines with trust below ``config.threshold`` or a drift flag."""
@@ -136,6 +140,10 @@ class BridgeTwin:
         self.line.reset(event_rng(seed), start_s=start_s)
         self.start_s = float(start_s)
         self.trust = {name: MachineTrust(self.config) for name in self.machine_names}
+        self.common = {kind: CommonModeDetector(self.config, kind) for kind in COMMON_KINDS}
+        self._resync_nudger = Nudger(self.line, 1.0)
+        self._silent = dict.fromkeys(self.machine_names, 0)
+        self._resynced: set[str] = set()
         self._history: deque[dict[str, float]] = deque(maxlen=threshold_history)
         self._previous: dict[str, float] | None = None
         self._replay: StateReplay | None = None
@@ -160,23 +168,34 @@ class BridgeTwin:
         self._history.extend(checked)
         if self._replay is not None:  # cutting thresholds from the recent samples
             self._replay.thresholds = self._make_replay().thresholds
+        self._resynced = set()
         for sample in checked:
             self._consume(sample, speeds, residuals)
-        trust = {name: self.trust[name].trust for name in self.machine_names}
+        line_trust = min((c.trust for c in self.common.values()), default=1.0)
+        line_flags = tuple(sorted(c.signal for c in self.common.values() if c.drifted))
+        ready = all(self.trust[name].ready for name in self.machine_names)
+        trust = {
+            name: min(self.trust[name].trust, line_trust) if ready else self.trust[name].trust
+            for name in self.machine_names
+        }
+        statistics = {
+            s: v for name in self.machine_names for s, v in self.trust[name].statistics().items()
+        }
+        statistics.update({c.signal: c.statistic for c in self.common.values()})
         return TwinUpdate(
             time_s=checked[-1]["time_s"],
             trust=trust,
-            drifted={name: self.trust[name].drifted for name in self.machine_names},
-            residuals={k: float(np.mean(v)) for k, v in residuals.items() if v},
-            statistics={
-                s: v
+            drifted={
+                name: self.trust[name].drifted + (line_flags if ready else ())
                 for name in self.machine_names
-                for s, v in self.trust[name].statistics().items()
             },
-            ready=all(self.trust[name].ready for name in self.machine_names),
+            residuals={k: float(np.mean(v)) for k, v in residuals.items() if v},
+            statistics=statistics,
+            ready=ready,
             samples=len(checked),
             predicted=dict(self._predicted),
             measured=dict(checked[-1]),
+            resynced=tuple(n for n in self.machine_names if n in self._resynced),
         )
 
     @property
@@ -223,9 +242,20 @@ class BridgeTwin:
             **{k: v for m in self.line.machines for k, v in machine_signals(m).items()},
             **predicted,
         }
+        gap = steps - 1 >= self.config.gap_samples
+        resync: list[str] = []
+        z_by_kind: dict[str, list[float]] = {kind: [] for kind in self.common}
         for machine in self.line.machines:
             name = machine.name
             start_temperature, start_wear = before[name]
+            heard = any(
+                math.isfinite(sample.get(f"{name}.{kind}", math.nan)) for kind in SCORED_KINDS
+            )
+            silent = self._silent[name] + steps - 1
+            self._silent[name] = 0 if heard else silent + 1
+            if heard and (gap or silent >= self.config.gap_samples):
+                resync.append(name)  # back after a gap: start again from the measurement
+                continue
             increment = machine.wear_ratio - start_wear
             carry = self._wear_feature[name]
             features = {
@@ -240,12 +270,28 @@ class BridgeTwin:
                     continue
                 residual = value - predicted[signal]
                 residuals.setdefault(signal, []).append(residual)
-                self.trust[name].detector(signal).update(residual, features[kind])
+                z = self.trust[name].detector(signal).update(residual, features[kind])
+                if kind in z_by_kind:
+                    z_by_kind[kind].append(z)
             measured = math.isfinite(sample.get(f"{name}.wear", math.nan))
             keep = (1.0 - self.beta["wear"]) if measured else 1.0
             self._wear_feature[name] = 0.0 if reset else keep * (carry + increment)
+        for kind, detector in self.common.items():
+            detector.update(z_by_kind[kind])
         self.nudger.nudge(sample)
+        for name in resync:
+            self._resync(name, sample)
         self._previous = sample
+
+    def _resync(self, name: str, sample: Mapping[str, float]) -> None:
+        """A machine back after a gap: its temperature and wear are set to the measurement
+        (gain 1), the carried wear error is dropped, and its detectors re-warm
+        (:meth:`MachineTrust.rewarm`: not ready, nothing scored for ``rewarm_samples``)."""
+        prefix = f"{name}."
+        self._resync_nudger.nudge({k: v for k, v in sample.items() if k.startswith(prefix)})
+        self._wear_feature[name] = 0.0
+        self.trust[name].rewarm()
+        self._resynced.add(name)
 
     def _make_replay(self) -> StateReplay:
         """A replay on the twin whose cutting thresholds come from the recent samples."""
