@@ -43,7 +43,7 @@ class ConsoleSettings:
     )
     refusal_log: str = setting("runs/console/refused.jsonl", doc="refused requests, JSON lines")
     host: str = setting("127.0.0.1", doc="address to bind (0.0.0.0 only behind TLS)")
-    port: int = setting(8080, low=1, high=65_535, doc="HTTP(S) port")
+    port: int = setting(8080, low=0, high=65_535, doc="HTTP(S) port (0: any free port)")
     session_timeout_s: float = setting(900.0, low=10.0, high=86_400.0, doc="idle session end, s")
     push_interval_s: float = setting(0.2, low=0.05, high=10.0, doc="live update period, s")
     twin_stale_s: float = setting(

@@ -12,9 +12,11 @@ the last :data:`TWIN_REPORTS` twin reports. Every change bumps a global version 
 event stream sends the machines changed since the version it last sent.
 
 Health (:meth:`LiveState.health`) tells the browser whether the numbers are live: the MQTT
-connection, the bridge's retained STATE, and whether twin reports stopped — more than
-``2 ×`` the usual gap between report batches (or ``twin_stale_s`` before two batches were
-seen) without one. The browser greys out what is not live.
+connection, the bridge's retained STATE, whether twin reports stopped — more than ``2 ×`` the
+usual gap between report batches (or ``twin_stale_s`` before two batches were seen) without
+one — and whether telemetry arrives more than ``late_after_s`` after its ``sent_at`` (a
+backlog: old numbers arriving now must not look live). The browser greys out what is not live
+and shows each machine's data age from ``sent_at``.
 """
 
 from __future__ import annotations
@@ -90,10 +92,13 @@ class LiveState:
         site: str,
         *,
         twin_stale_s: float = 600.0,
+        late_after_s: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.site = topics.check_name(site, "site")
         self.twin_stale_s = float(twin_stale_s)
+        self.late_after_s = float(late_after_s)
+        self.telemetry_delay_s: float | None = None
         self.clock = clock
         self.version = 0
         self.machines: dict[str, MachineLive] = {}
@@ -168,6 +173,7 @@ class LiveState:
             "setpoints": dict(message.setpoints),
         }
         machine.received_at = now
+        self.telemetry_delay_s = now - message.sent_at
         trace = machine.trace
         if not trace or now - trace[-1][0] >= TRACE_SPACING_S:
             trace.append(
@@ -196,6 +202,7 @@ class LiveState:
         with self._lock:
             state = self.bridge_state
             last_twin = self.last_twin_at
+            delay = self.telemetry_delay_s
             gaps = [b - a for a, b in zip(self._batches, list(self._batches)[1:], strict=False)]
         connected = self.client is not None and self.client.connected
         bridge = "unknown" if state is None else ("online" if state["online"] else "offline")
@@ -210,6 +217,12 @@ class LiveState:
             problems.append("the bridge is offline (its last will or a clean stop)")
         if twin_stale:
             problems.append(f"no twin report for {age:.0f} s (expected every {limit / 2:.0f} s)")
+        late = delay is not None and delay > self.late_after_s
+        if late:
+            problems.append(
+                f"telemetry arrives {delay:.0f} s after it was sent (the console or the broker "
+                "falls behind, or the clocks differ)"
+            )
         return {
             "mqtt": connected,
             "bridge": bridge,
@@ -217,7 +230,8 @@ class LiveState:
             "twin_age_s": age,
             "twin_stale_after_s": limit,
             "twin_stale": twin_stale,
-            "live": connected and bridge == "online" and not twin_stale,
+            "telemetry_delay_s": delay,
+            "live": connected and bridge == "online" and not twin_stale and not late,
             "problems": problems,
             "now": now,
         }

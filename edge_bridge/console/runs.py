@@ -43,7 +43,7 @@ def list_runs(root: str | Path) -> list[dict[str, Any]]:
     root = Path(root)
     if not root.is_dir():
         return []
-    found = []
+    found: list[dict[str, Any]] = []
     for path in root.rglob("*"):
         relative = path.relative_to(root)
         if any(part in _SKIP_DIRS for part in relative.parts[:-1]) or not path.is_file():
@@ -63,7 +63,7 @@ def list_runs(root: str | Path) -> list[dict[str, Any]]:
                 "modified": stat.st_mtime,
             }
         )
-    found.sort(key=lambda entry: -entry["modified"])
+    found.sort(key=lambda entry: -float(entry["modified"]))
     return found[:MAX_FILES]
 
 

@@ -246,6 +246,14 @@ def test_health_says_when_nothing_is_live():
     assert not live.health()["twin_stale"]
     now[0] += 10
     assert live.health()["twin_stale"] and live.health()["twin_stale_after_s"] == 20
+    signals = {"temperature": 1.0, "wear": 0.1, "power": 1.0, "vibration": None, "state": 3}
+    setpoints = {"speed_factor": 1.0, "standby": False}
+    live.receive("t", Telemetry("m-1", 0, 60.0, now[0] - 1, signals, setpoints))
+    assert live.health()["telemetry_delay_s"] == 1 and not any(
+        "arrives" in p for p in live.health()["problems"]
+    )
+    live.receive("t", Telemetry("m-1", 1, 61.0, now[0] - 30, signals, setpoints))  # a backlog
+    assert any("arrives 30 s after" in p for p in live.health()["problems"])
 
 
 def test_an_operator_action_reaches_the_broker_as_an_operator_command(

@@ -159,7 +159,7 @@ function overview() {
       const s = t.signals;
       d.state = STATES[s.state] || String(s.state);
       d.temperature = s.temperature; d.power = s.power; d.speed = t.setpoints.speed_factor;
-      d.received_at = machine.received_at;
+      d.sent_at = t.sent_at;   // data age counts from when the equipment sent it
       set(tr, "state", d.state, "state-" + d.state);
       set(tr, "temperature", fmt(s.temperature));
       set(tr, "power", fmt(s.power));
@@ -198,7 +198,7 @@ function overview() {
   function ages(now) {
     for (const [name, tr] of rows) {
       const d = data[name];
-      const age = d.received_at ? now - d.received_at : null;
+      const age = d.sent_at ? now - d.sent_at : null;
       d.age = age;
       set(tr, "age", age === null ? "–" : fmt(Math.max(0, age)), age === null || age > 10 ?
           "alarm" : "");
