@@ -36,10 +36,26 @@ the warm-up a machine has no trust (0: no evidence, no trust) and no flags; the 
 in shadow until :attr:`MachineTrust.ready`. ``TrustConfig.threshold`` is what the gate calls
 trusted; with the default ½ a machine is untrusted exactly when it is flagged.
 
+**Common mode.** The hall's ambient moves every machine's temperature at once, by about 2σ of
+a mill and under ``k`` of a welder (a slower thermal mass): alone each machine needs ~3
+intervals. :class:`CommonModeDetector` scores ``Z = Σ z_i / √n`` over the machines' temperature
+residuals of each sample with its own CUSUM (σ of ``Z`` learned in its own warm-up after the
+machines', at least 1), which sees +6 K in ~4σ per sample: flagged (``line.temperature``, on
+every machine) in 2 intervals. Healthy 24 h runs keep its ``S`` below 4.2 (h = 15).
+
+**Gaps.** A machine back after ``gap_samples`` missing samples (a time gap: the gateway was
+offline; or its values all NaN: it was stale) has been replayed on held states it may not have
+had (a failure, a tool change) and would show a burst of residuals. The twin re-syncs it to the
+measurement and :meth:`SignalDetector.rewarm` skips the next ``rewarm_samples`` residuals: not
+:attr:`~SignalDetector.ready`, so the gate gets no evidence (candidate machines are held on the
+incumbent) for two decision intervals; the fitted model and the CUSUM are kept.
+
 Why these defaults (measured with ``scripts/trust_report.py``, emulator ``plant_example``, 60 s
-samples): ``allowance`` 1.0 σ and ``alarm`` 20 σ leave every healthy 24 h run without an
-untrusted interval, while a doubled wear rate (≈ 2σ per sample once the nudged wear lags) and
-ambient +6 K (≈ 2σ per sample on every machine) cross ``h`` within 3 decision intervals.
+samples): ``allowance`` 1.0 σ and ``alarm`` 15 σ leave every healthy 24 h run without an
+untrusted interval, while a doubled wear rate on a cutting mill (≈ 2σ per sample once the
+nudged wear lags) crosses ``h`` within 2 decision intervals. A machine that does not cut (idle
+or off, as every mill is from 22:00 to 06:00) does not wear: a wear-rate change there is
+invisible until it cuts again.
 """
 
 from __future__ import annotations
@@ -91,7 +107,7 @@ class TrustConfig:
         3, low=1, high=100_000, doc="missing samples (time gap or silent machine) that re-sync"
     )
     rewarm_samples: int = setting(
-        10, low=1, high=100_000, doc="samples not scored after a re-sync (machine not ready)"
+        10, low=1, high=100_000, doc="samples after a re-sync's not scored (machine not ready)"
     )
     noise_floor: dict[str, float] = setting(  # noqa: RUF009 a copied default per instance
         dict(DEFAULT_NOISE_FLOOR), doc="smallest σ per signal kind, signal units"

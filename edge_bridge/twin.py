@@ -19,6 +19,14 @@ required) and the setpoints in force, and for each sample:
    ``beta["wear"]``, 0.1: a rate error accumulates in the residual, lifting a doubled wear
    rate above the sensor noise within a few samples).
 
+Across machines, a line-wide detector per kind of :data:`COMMON_KINDS` scores the machines'
+standardised residuals together (:class:`edge_bridge.trust.CommonModeDetector`: the ambient);
+its flag (``line.temperature``) and trust apply to every machine. A machine back after a
+telemetry gap (``TrustConfig.gap_samples`` missing sample times, or samples without any of its
+scored values) is re-synced to the measurement and re-warms (:attr:`TwinUpdate.resynced`; not
+``ready`` for ``TrustConfig.rewarm_samples``), so what the held replay got wrong over the gap is
+not taken for a drift.
+
 Cutting-power thresholds of the replay are derived live: the midpoint rule of
 :class:`envs.sync.StateReplay` over the last ``threshold_history`` samples (none until a mill
 has shown two power levels; until then the cutting phase runs on from the part's progress).

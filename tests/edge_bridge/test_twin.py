@@ -127,6 +127,31 @@ def test_dropped_signals_and_gaps_are_accepted(
     assert update.samples == 4
 
 
+def test_a_time_gap_resyncs_every_machine(
+    twin: BridgeTwin, intervals: list[list[dict[str, float]]]
+) -> None:
+    twin.update(intervals[0], speeds(twin))
+    assert twin.update(intervals[1], speeds(twin)).resynced == ()
+    update = twin.update(intervals[3], speeds(twin))  # interval 2 never arrived: 5 samples
+    assert update.resynced == twin.machine_names
+    for machine in twin.line.machines:  # restarted from the measurement (gain 1)
+        measured = intervals[3][-1][f"{machine.name}.temperature"]
+        if math.isfinite(measured):
+            assert machine.temperature == pytest.approx(measured, abs=1e-6)
+
+
+def test_a_silent_machine_is_resynced_when_it_reports_again(
+    twin: BridgeTwin, intervals: list[list[dict[str, float]]]
+) -> None:
+    twin.update(intervals[0], speeds(twin))
+    silent = [dict(s) for s in intervals[1]]
+    for sample in silent[:4]:  # machining-2's gateway lost 4 samples (state held by the bridge)
+        for kind in ("temperature", "wear", "power", "vibration"):
+            sample[f"machining-2.{kind}"] = math.nan
+    assert twin.update(silent, speeds(twin)).resynced == ("machining-2",)
+    assert twin.update(intervals[2], speeds(twin)).resynced == ()
+
+
 def test_constructor_checks_the_sample_interval() -> None:
     with pytest.raises(ValueError, match="whole number"):
         BridgeTwin("automotive_components", sample_interval_s=45.0)
