@@ -8,10 +8,12 @@ README's screenshots.
 ``--machines`` machines at ``--rate-hz`` (every message stamped ``sent_at``), the console as a
 separate process (``scripts/console.py serve``) and a headless Chromium on its overview. The
 page records, for every machine row that shows a new sample, ``now − sent_at`` (both on this
-machine's clock) in ``window.__lags``; the bench collects them every ``--sample-s`` seconds with
-the console process's resident memory (``/proc/<pid>/status`` VmRSS). Prints the lag
-percentiles, the memory at start/end and its slope (least squares after the first 20 % of the
-run), and writes everything as JSON to ``--out``.
+machine's clock) in ``window.__lags``; the console's own arrival delay (received − sent_at of
+the latest sample) splits it into broker → console and console → screen. The bench collects
+them every ``--sample-s`` seconds with the console process's resident memory
+(``/proc/<pid>/status`` VmRSS). Prints the lag percentiles, the memory at start/end and its
+slope (least squares after the first 20 % of the run), and writes everything as JSON to
+``--out``.
 
 ``screenshots``: the demo setup (``scripts/console.py demo``: candidate behind an approval gate,
 a wear drift on the canary machine) free-running at ``--realtime-factor``; approves the
@@ -143,8 +145,13 @@ def lag(args: argparse.Namespace) -> dict[str, Any]:
             rows = driver.execute_script(
                 "return document.querySelectorAll('tr[data-machine]').length;"
             )
+            delay = driver.execute_async_script(
+                "const done = arguments[0]; fetch('/api/overview').then(r => r.json())"
+                ".then(d => done(d.health.telemetry_delay_s)).catch(() => done(null));"
+            )
             lags += batch
             sample = {
+                "arrival_delay_s": delay,
                 "t_s": time.monotonic() - started,
                 "rss_mb": rss_mb(console.pid),
                 "lags": len(batch),
@@ -154,7 +161,8 @@ def lag(args: argparse.Namespace) -> dict[str, Any]:
             samples.append(sample)
             print(
                 f"  t={sample['t_s']:6.0f} s  rss {sample['rss_mb']:6.1f} MiB  rows {rows}  "
-                f"updates {len(batch)}  p95 {sample['p95_s'] or float('nan'):.3f} s",
+                f"updates {len(batch)}  p95 {sample['p95_s'] or float('nan'):.3f} s  "
+                f"(sent -> console {delay if delay is not None else float('nan'):.3f} s)",
                 flush=True,
             )
         times = np.array([s["t_s"] for s in samples])
