@@ -34,7 +34,6 @@ writes ``bench.json`` and ``latency.png`` (latency distribution per N).
 
 from __future__ import annotations
 
-import cProfile
 import io
 import json
 import math
@@ -46,13 +45,14 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_bridge.bench_probe import PARTS, LoadSampler, Probe
 from edge_bridge.broker import Broker
 from edge_bridge.load import LoadReport, SyntheticEquipment, scaled_scenario
 from edge_bridge.mqtt import ConnectionSettings
@@ -63,7 +63,6 @@ from envs.config import write_toml
 from envs.scenario import Scenario, load_scenario
 
 __all__ = [
-    "DECISION_PARTS",
     "GOAL_P99_MS",
     "PARTS",
     "REALTIME_SAMPLE_S",
@@ -82,21 +81,6 @@ SITE = "bench"
 GOAL_P99_MS = 20.0
 REALTIME_SAMPLE_S = 60.0
 """The twin's sample period in the realtime mode, s (the shipped ``sample_interval_s``)."""
-DECISION_PARTS = (
-    "twin",
-    "comparison",
-    "gate",
-    "proposals",
-    "envelope",
-    "ledger",
-    "audit",
-    "gate_save",
-)
-"""The timed pieces inside ``DecisionLoop.decide``."""
-PARTS = (*DECISION_PARTS, "publish", "reports", "status", "rest")
-"""The timed pieces of one decision on the bridge's thread: those of ``decide``, the commands'
-publish, the twin reports' publish, the status publish, and ``rest`` = the whole decision − the
-decide call − the publishes (the decision transaction's COMMIT, one fsync, and bookkeeping)."""
 
 
 @dataclass(frozen=True)
@@ -159,114 +143,6 @@ def write_plant_files(folder: Path, scenario: Scenario) -> dict[str, Path]:
     return paths
 
 
-# --- measuring the bridge from outside ---------------------------------------------------------
-class Probe:
-    """Wraps methods of one ``BridgeService`` (instance attributes; the classes are untouched):
-    per decision the seconds in each of :data:`PARTS`, the whole ``_decide`` and ``decide``;
-    per telemetry message its ingest lag; the time spent on acks."""
-
-    def __init__(self, service: BridgeService, *, profile: bool = False) -> None:
-        self.decisions: list[dict[str, float]] = []
-        self.ingest_lag_s: list[float] = []
-        self.telemetry_s = 0.0
-        self.ack_s = 0.0
-        self.acks = 0
-        self.profiler = cProfile.Profile() if profile else None
-        self._current: dict[str, float] | None = None
-        loop = service.loop
-        parts: list[tuple[object, str, str]] = [
-            (loop, "_update_twin", "twin"),
-            (loop.gate, "observe", "gate"),
-            (loop.gate, "assignments", "gate"),
-            (loop.incumbent, "propose", "proposals"),
-            (loop.envelope, "check", "envelope"),
-            (loop.ledger, "create", "ledger"),
-            (loop.audit, "record", "audit"),
-            (loop.audit, "event", "audit"),
-            (loop.gate, "save", "gate_save"),
-            (service, "_publish_command", "publish"),
-            (service, "_publish_status", "status"),
-            (loop, "decide", "decide"),
-        ]
-        if loop.candidate is not None:
-            parts.append((loop.candidate, "propose", "proposals"))
-        if loop.comparison is not None:
-            parts.append((loop.comparison, "step", "comparison"))
-        for owner, name, part in parts:
-            self._time(owner, name, part)
-        self._wrap_reports(service)
-        self._wrap_decide(service)
-        self._wrap_intake(service)
-
-    def _time(self, owner: object, name: str, part: str) -> None:
-        original: Callable[..., Any] = getattr(owner, name)
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            current = self._current
-            if current is None:
-                return original(*args, **kwargs)
-            began = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                current[part] += time.perf_counter() - began
-
-        setattr(owner, name, timed)
-
-    def _wrap_reports(self, service: BridgeService) -> None:
-        publish = service.client.publish
-
-        def timed(topic: str, *args: Any, **kwargs: Any) -> Any:
-            current = self._current
-            if current is None or "/twin/" not in topic:
-                return publish(topic, *args, **kwargs)
-            began = time.perf_counter()
-            try:
-                return publish(topic, *args, **kwargs)
-            finally:
-                current["reports"] += time.perf_counter() - began
-
-        service.client.publish = timed  # type: ignore[method-assign]
-
-    def _wrap_decide(self, service: BridgeService) -> None:
-        original = service._decide
-
-        def decide() -> None:
-            self._current = current = defaultdict(float)
-            began = time.perf_counter()
-            try:
-                if self.profiler is not None:
-                    self.profiler.runcall(original)
-                else:
-                    original()
-            finally:
-                current["total"] = total = time.perf_counter() - began
-                outer = ("decide", "publish", "reports", "status")
-                current["rest"] = total - sum(current.get(p, 0.0) for p in outer)
-                self._current = None
-                self.decisions.append(dict(current))
-
-        service._decide = decide  # type: ignore[method-assign]
-
-    def _wrap_intake(self, service: BridgeService) -> None:
-        telemetry, ack = service._telemetry, service._ack
-
-        def on_telemetry(message: Any) -> None:
-            began = time.perf_counter()
-            telemetry(message)
-            self.ingest_lag_s.append(time.time() - message.sent_at)
-            self.telemetry_s += time.perf_counter() - began
-
-        def on_ack(message: Any) -> None:
-            began = time.perf_counter()
-            ack(message)
-            self.ack_s += time.perf_counter() - began
-            self.acks += 1
-
-        service._telemetry = on_telemetry  # type: ignore[method-assign]
-        service._ack = on_ack  # type: ignore[method-assign]
-
-
 # --- the equipment process -----------------------------------------------------------------------
 def _equipment_process(
     scenario_path: str,
@@ -307,26 +183,6 @@ def _percentiles(values: list[float] | np.ndarray) -> dict[str, float]:
     }
 
 
-class _Load:
-    """The 1-minute load average sampled during a run (the machine may be shared)."""
-
-    def __init__(self) -> None:
-        self.start = os.getloadavg()
-        self.samples = [self.start[0]]
-
-    def sample(self) -> None:
-        self.samples.append(os.getloadavg()[0])
-
-    def figures(self) -> dict[str, Any]:
-        return {
-            "cores": os.cpu_count(),
-            "at_start": list(self.start),
-            "at_end": list(os.getloadavg()),
-            "one_min_mean": float(np.mean(self.samples)),
-            "one_min_max": float(np.max(self.samples)),
-        }
-
-
 def bench_one(machines: int, options: BenchOptions, out: Path) -> dict[str, Any]:
     """One benchmark run with ``machines`` machines in ``out/n<machines>``; returns its figures
     (module docstring). A bridge that fails to start is reported in ``failures``."""
@@ -338,7 +194,7 @@ def bench_one(machines: int, options: BenchOptions, out: Path) -> dict[str, Any]
         Path(f"{store}{suffix}").unlink(missing_ok=True)
     step_s = options.plant_step_s or scenario.tick_s
     per = round(scenario.decision_interval_s / step_s)
-    load = _Load()
+    load = LoadSampler()
     failures: list[str] = []
     hook = threading.excepthook
     threading.excepthook = lambda info: failures.append(
@@ -433,7 +289,7 @@ def _supervise(
     machines: int,
     per: int,
     options: BenchOptions,
-    load: _Load,
+    load: LoadSampler,
 ) -> LoadReport | None:
     """Print progress while the equipment runs; once it has sent everything, wait until the
     bridge handled it and the ledger settled (or ``settle_s`` passes), then collect the report."""
@@ -467,14 +323,14 @@ def _supervise(
         bridge_alive = service._thread is not None and service._thread.is_alive()
         if sent is not None and not done.is_set():
             try:
-                pending = service.loop.ledger.pending()
+                busy = bool(service.loop.ledger.pending())
             except RuntimeError:  # the bridge thread changed the ledger meanwhile
-                pending = [None]
+                busy = True
             expected = (sent // machines - 1) // per  # intervals whose boundary was sent
             settled = (
                 handled >= sent
                 and len(service.decisions) >= expected
-                and not pending
+                and not busy
                 and not service.assembler.ready()
             )
             if settled or not bridge_alive or time.time() > (settle_until or 0):
@@ -508,12 +364,13 @@ def _figures(
     latency: list[float] = []
     per_decision: dict[int, float] = defaultdict(float)
     for command_id, arrived in first.items():
-        command = issued.get(command_id)
-        if command is None:
+        tracked = issued.get(command_id)
+        if tracked is None:
             continue
-        value = arrived - report.boundary_sent_at(command.decision_index)
+        index = tracked.decision_index
+        value = arrived - report.boundary_sent_at(index)
         latency.append(value)
-        per_decision[command.decision_index] = max(per_decision[command.decision_index], value)
+        per_decision[index] = max(per_decision[index], value)
     breakdown = (
         {
             part: 1000.0 * float(np.mean([d.get(part, 0.0) for d in probe.decisions]))
@@ -523,8 +380,8 @@ def _figures(
         else {}
     )
     statuses: dict[str, int] = defaultdict(int)
-    for command in issued.values():
-        statuses[command.status] += 1
+    for tracked_command in issued.values():
+        statuses[tracked_command.status] += 1
     command_latency = _percentiles(latency)
     decision_latency = _percentiles(list(per_decision.values()))
     lost_telemetry = report.telemetry_sent - handled - rejected
