@@ -124,6 +124,7 @@ class DecisionLoop:
                     settings.candidate,
                     start_h=settings.start_h,
                     seed=settings.shadow_seed,
+                    pairs=settings.shadow_pairs,
                 )
         except ValueError:
             twin.close()
@@ -192,8 +193,8 @@ class DecisionLoop:
                     trust=trust,
                     drift=drift,
                     stale=set(interval.stale),
-                    candidate_kpi=paired.candidate if paired else None,
-                    incumbent_kpi=paired.incumbent if paired else None,
+                    candidate_kpi=paired.candidate_z if paired else None,
+                    incumbent_kpi=paired.incumbent_z if paired else None,
                 )
             )
         for event in events:

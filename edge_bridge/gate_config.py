@@ -77,6 +77,9 @@ class GateConfig:
     kpi_window_intervals: int = setting(
         288, low=1, high=1_000_000, doc="the KPI comparison's window, intervals (a day)"
     )
+    kpi_block_intervals: int = setting(
+        12, low=1, high=10_000, doc="intervals per block of the KPI bounds (1 h)"
+    )
     require_approval: bool = setting(False, doc="an operator approves each promotion")
     start_h: float = setting(
         6.0, low=0.0, high=168.0, doc="hours into the week at plant time_s = 0 (plant start_h)"

@@ -70,5 +70,8 @@ class BridgeSettings:
     shadow_seed: int = setting(
         0, low=0, high=2**31 - 1, doc="seed of the twin A/B comparison's discrete events"
     )
+    shadow_pairs: int = setting(
+        4, low=1, high=64, doc="seeds the twin A/B comparison runs side by side"
+    )
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     commands: LedgerConfig = field(default_factory=LedgerConfig)

@@ -41,6 +41,7 @@ def settings(tmp_path, *, n: int = 2, candidate: str = "condition_based") -> Bri
     return BridgeSettings(
         incumbent="condition_based",
         candidate=candidate,
+        shadow_pairs=1,  # one paired week keeps the test quick (the default is 4)
         gate=str(gate),
         store=str(tmp_path / "bridge.sqlite"),
     )

@@ -34,6 +34,7 @@ def config(**overrides) -> GateConfig:
     # the KPI window as long as a stage, so each test's few intervals decide
     values.setdefault("kpi_min_intervals", values["min_intervals"])
     values.setdefault("kpi_window_intervals", values["min_intervals"])
+    values.setdefault("kpi_block_intervals", values["kpi_min_intervals"])  # one block: no spread
     return GateConfig(**values)
 
 
@@ -364,3 +365,39 @@ def test_the_kpi_window_spans_promotions_and_waits_for_its_minimum():
         if gate.stage == "rolled_back":
             break
     assert events[-1].kind == "rollback" and "KPI regression" in events[-1].reason
+
+
+def test_lumpy_kpis_promote_on_the_change_and_roll_back_only_beyond_doubt():
+    gate = RolloutGate(
+        config(
+            min_intervals=2, kpi_min_intervals=4, kpi_window_intervals=24, kpi_block_intervals=2
+        ),
+        MACHINES,
+    )
+    index = 0
+
+    def feed(candidate: float, incumbent: float = 100.0) -> list:
+        nonlocal index
+        index += 1
+        trust = dict.fromkeys(MACHINES, 0.9)
+        return gate.observe(
+            IntervalEvidence(index, 300.0 * index, trust, {}, set(), candidate, incumbent)
+        )
+
+    for candidate in (400.0, 0.0, 50.0, 50.0, 400.0, 0.0, 400.0, 0.0):  # worse, as measured
+        assert feed(candidate) == []
+    verdict = gate._window_change()
+    assert verdict.change == pytest.approx(0.625) and verdict.low < 0 < 0.5 < verdict.high
+    for _ in range(24):  # steadily better: promoted once the measured change is within 2 %
+        events = feed(60.0)
+        if events:
+            break
+    assert events[0].kind == "promotion" and "bounds" in events[0].reason
+    for _ in range(6):  # a maintenance-sized lump is no regression beyond doubt ...
+        for candidate in (400.0, 0.0):
+            assert feed(candidate) == []
+    for _ in range(40):  # ... a steady regression is, once its lower bound clears 5 %
+        events = feed(130.0)
+        if events:
+            break
+    assert events[0].kind == "rollback" and "lower bound" in events[0].reason

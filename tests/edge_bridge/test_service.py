@@ -50,6 +50,7 @@ def bridge_settings(
     return BridgeSettings(
         incumbent="condition_based",
         candidate="condition_based",
+        shadow_pairs=1,  # one paired week keeps the test quick (the default is 4)
         gate=str(gate),
         store=str(tmp_path / "bridge.sqlite"),
         interval_wait_s=0.5,
