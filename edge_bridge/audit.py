@@ -23,7 +23,7 @@ from typing import Any
 
 from edge_bridge.store import Store
 
-__all__ = ["AuditLog", "AuditRecord", "EventRecord"]
+__all__ = ["AuditLog", "AuditRecord", "EventRecord", "rows_to_csv"]
 
 _JSON_COLUMNS = ("incumbent", "candidate", "applied", "envelope_actions", "drift", "readback")
 
@@ -236,3 +236,24 @@ class AuditLog:
         )
         result["events"] = {row["value"]: row["n"] for row in rows}
         return result
+
+
+def rows_to_csv(rows: list[AuditRecord]) -> str:
+    """Audit rows as CSV: a header of the :class:`AuditRecord` fields, dicts and lists as JSON
+    (the one CSV layout: ``scripts/audit.py export`` and the console's download)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    names = [f.name for f in fields(AuditRecord)]
+    writer = csv.writer(buffer)
+    writer.writerow(names)
+    for row in rows:
+        values = asdict(row)
+        writer.writerow(
+            [
+                json.dumps(values[n]) if isinstance(values[n], dict | list) else values[n]
+                for n in names
+            ]
+        )
+    return buffer.getvalue()

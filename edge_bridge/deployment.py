@@ -296,6 +296,18 @@ class LocalDeployment:
                 return True
         return False
 
+    def restart_bridge(self, timeout_s: float = 10.0) -> BridgeService:
+        """Stop the bridge and start a new one on the same store (a bridge restart: it resumes
+        the gate, the ledger and the decision index); the broker and the plant keep running."""
+        if self._bridge is None:
+            raise RuntimeError("the deployment is not started")
+        self._bridge.stop()
+        self._bridge = None
+        bridge = BridgeService(self.settings, password=self.broker.account("bridge").password)
+        bridge.start(timeout_s)
+        self._bridge = bridge
+        return bridge
+
     def stop(self) -> None:
         """Stop emulator, bridge, broker and plant, in that order (module docstring); safe to
         call twice or after a failed start."""

@@ -322,7 +322,7 @@ class RolloutGate:
         self.intervals_in_stage += 1
         verdict = self._window_change()
         regressed = verdict is not None and verdict.low > self.config.rollback_kpi_tolerance
-        if self.stage in ("canary", "full") and regressed:
+        if self.stage in ("canary", "full") and regressed and verdict is not None:
             reasons.append(
                 f"KPI regression: candidate Z {verdict.change:+.1%} vs incumbent (95 % lower "
                 f"bound {verdict.low:+.1%}) over the last "
@@ -341,7 +341,7 @@ class RolloutGate:
             and verdict.change <= self.config.kpi_tolerance
         )
         label = _stage_label(*upcoming)
-        if not ready:
+        if not ready or verdict is None:
             if self.pending is not None:
                 self.pending = None
                 events.append(

@@ -114,6 +114,7 @@ class BridgeService:
         self.decisions: list[Decision] = []
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._stop = threading.Event()
+        self._stopped = False
         self._thread: threading.Thread | None = None
         mqtt = settings.mqtt
         self.client = MqttClient(
@@ -199,7 +200,11 @@ class BridgeService:
                 logger.exception("bridge loop: cannot audit the error")
 
     def stop(self) -> None:
-        """Stop the loop, announce offline, disconnect cleanly, close the store."""
+        """Stop the loop, announce offline, disconnect cleanly, close the store (a second call
+        does nothing)."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
@@ -343,6 +348,11 @@ class BridgeService:
             )
             return
         self.counts["operator"] += 1
+        for event in events:  # the promotion or rollback itself, beside who asked for it
+            self.audit.event(
+                event.kind, event.reason, operator=name, machine=message.machine,
+                detail=event.to_dict(),
+            )  # fmt: skip
         self.audit.event(
             "operator",
             f"{message.action} by {name}" + (f": {message.reason}" if message.reason else ""),

@@ -12,11 +12,8 @@ Exit codes: 0 done, 2 bad options or a store that cannot be read (the message sa
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import sys
-from dataclasses import asdict, fields
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,7 +133,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 def run(args: argparse.Namespace) -> str:
     """Do the command; returns what to print."""
-    from edge_bridge.audit import AuditLog, AuditRecord
+    from edge_bridge.audit import AuditLog, rows_to_csv
     from edge_bridge.store import Store
 
     with Store(args.db, readonly=True) as store:
@@ -168,23 +165,12 @@ def run(args: argparse.Namespace) -> str:
             limit=args.limit,
         )
         if args.command == "export":
-            buffer = io.StringIO()
-            names = [f.name for f in fields(AuditRecord)]
-            writer = csv.writer(buffer)
-            writer.writerow(names)
-            for row in rows:
-                values = asdict(row)
-                writer.writerow(
-                    [
-                        json.dumps(values[n]) if isinstance(values[n], dict | list) else values[n]
-                        for n in names
-                    ]
-                )
+            text = rows_to_csv(rows)
             if args.csv == "-":
-                return buffer.getvalue().rstrip("\n")
+                return text.rstrip("\n")
             from envs.atomic import write_atomic
 
-            write_atomic(args.csv, buffer.getvalue())
+            write_atomic(args.csv, text)
             return f"wrote {len(rows)} rows to {args.csv}"
         if not rows:
             return "no rows match"

@@ -13,14 +13,11 @@ writer; WAL lets the console read while the bridge writes).
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from edge_bridge.audit import AuditLog, AuditRecord
+from edge_bridge.audit import AuditLog, AuditRecord, rows_to_csv
 from edge_bridge.store import Store, StoreError
 
 __all__ = [
@@ -137,18 +134,5 @@ def audit_rows(store: Store, **filters: Any) -> list[AuditRecord]:
 
 
 def audit_csv(rows: list[AuditRecord]) -> str:
-    """The rows as CSV with one column per :class:`AuditRecord` field (dicts and lists as
-    JSON), the same layout as ``scripts/audit.py export``."""
-    buffer = io.StringIO()
-    names = [f.name for f in fields(AuditRecord)]
-    writer = csv.writer(buffer)
-    writer.writerow(names)
-    for row in rows:
-        values = asdict(row)
-        writer.writerow(
-            [
-                json.dumps(values[n]) if isinstance(values[n], dict | list) else values[n]
-                for n in names
-            ]
-        )
-    return buffer.getvalue()
+    """The rows as CSV, the layout of ``scripts/audit.py export`` (:func:`rows_to_csv`)."""
+    return rows_to_csv(rows)

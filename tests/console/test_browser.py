@@ -17,7 +17,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from edge_bridge.console.server import ConsoleServer, deployment_console_settings
 from edge_bridge.deployment import LocalDeployment
-from edge_bridge.service import BridgeService
 from edge_bridge.settings import BridgeSettings
 from tests.console.conftest import PASSWORDS
 from tests.edge_bridge.broker_fixtures import wait_until
@@ -169,11 +168,7 @@ def test_the_page_survives_a_bridge_restart(plant, driver):
     deployment.bridge.stop()
     wait(driver, lambda d: "bridge is offline" in d.find_element(By.ID, "health").text, 5)
     assert "stale" in driver.find_element(By.TAG_NAME, "body").get_attribute("class")
-    restarted = BridgeService(
-        deployment.settings, password=deployment.broker.account("bridge").password
-    )
-    restarted.start()
-    deployment._bridge = restarted  # LocalDeployment has no restart_bridge() yet (report)
+    restarted = deployment.restart_bridge()  # on the same store
     before = seq(driver, "machining-1")
     run(deployment, 1)
     wait(driver, lambda d: seq(d, "machining-1") != before)
