@@ -17,8 +17,9 @@ its 10th and 90th percentiles and takes a sample above it as cutting; where the 
 (NaN) or shows no two levels, the phase runs on from the part's progress as in the line.
 
 The part flow (buffers, conveyors, deliveries) is not replayed: only what drives the machines'
-physics. Use it for re-simulating a recorded window (:class:`envs.sync.Calibrator` with
-``replay="states"``), not for predicting beyond it.
+physics, and the operating hours since the last maintenance that the line's observation and
+its maintenance rules read. Use it for re-simulating a recorded window
+(:class:`envs.sync.Calibrator` with ``replay="states"``), not for predicting beyond it.
 """
 
 from __future__ import annotations
@@ -110,11 +111,13 @@ class StateReplay:
         state = MachineState(int(sample[f"{machine.name}.state"]))
         if machine.state in OUT_OF_SERVICE and state not in OUT_OF_SERVICE:
             machine.request_wear_reset()  # back from repair or maintenance: tool renewed
+            machine.hours_since_maintenance = 0.0  # as the line's own return to service
         if state is MachineState.BUSY and machine.state is not MachineState.BUSY:
             machine.progress = 0.0
         machine.state = state
         machine.holding = False
         if state is MachineState.BUSY:
+            machine.hours_since_maintenance += self.line.tick_s / 3600.0  # operating hours
             machine.progress = (machine.progress + self.line.tick_s / machine.cycle_time_s) % 1.0
             threshold = self.thresholds[machine.name]
             power = sample.get(f"{machine.name}.power", math.nan)

@@ -119,3 +119,19 @@ def test_tracker_with_state_replay_follows_a_plant_it_cannot_replay():
     with pytest.raises(ValueError, match=r"inspection-1.state = 11.0: replaying states needs"):
         tracker.step(bad, speed, maintenance, standby, samples=[bad])
     twin.close()
+
+
+def test_replayed_machines_count_their_operating_hours_as_the_line_does(recording_and_scenario):
+    recording, scenario = recording_and_scenario
+    twin = ProductionLine(dataclasses.replace(scenario, decision_interval_s=30.0))
+    twin.reset(np.random.default_rng(99), start_s=recording.start_s)
+    replay = StateReplay(twin, recording)
+    busy_ticks = dict.fromkeys((m.name for m in twin.machines), 0)
+    for index in range(len(recording.samples)):
+        replay.advance(index)
+        for machine in twin.machines:
+            busy_ticks[machine.name] += machine.state is MachineState.BUSY
+    for machine in twin.machines:  # no repair in the window: every busy tick counts
+        assert machine.hours_since_maintenance == pytest.approx(busy_ticks[machine.name] / 120)
+    assert max(busy_ticks.values()) > 0
+    twin.close()
