@@ -82,16 +82,16 @@ class RolloutOptions:
     drift_machine: str
     out: Path
     seeds: tuple[int, ...] = (11, 12, 13)
-    hours: float = 24.0
-    drift_h: float = 18.0
+    hours: float = 30.0
+    drift_h: float = 26.0
     scenarios: tuple[str, ...] = SCENARIOS
     incumbent: str = "condition_based"
     candidate: str = "fixed_interval"
-    rollback_kpi_tolerance: float = 10.0
+    rollback_kpi_tolerance: float | None = None
     faults: bool = True
-    fault_hours: float = 6.0
-    restart_at: int = 40
-    offline_at: int = 50
+    fault_hours: float = 10.0
+    restart_at: int = 78
+    offline_at: int = 90
     offline_intervals: int = 3
     quiet: bool = False
 
@@ -151,13 +151,10 @@ def bridge_settings(options: RolloutOptions, folder: Path) -> BridgeSettings:
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     gate = folder / "gate.toml"
-    write_gate_config(
-        gate,
-        options.gate,
-        require_approval=False,
-        rollback_kpi_tolerance=options.rollback_kpi_tolerance,
-        rollout_id=f"report-{folder.name}",
-    )
+    changes: dict[str, Any] = {"require_approval": False, "rollout_id": f"report-{folder.name}"}
+    if options.rollback_kpi_tolerance is not None:
+        changes["rollback_kpi_tolerance"] = options.rollback_kpi_tolerance
+    write_gate_config(gate, options.gate, **changes)
     return BridgeSettings(
         incumbent=options.incumbent,
         candidate=options.candidate,

@@ -5,9 +5,9 @@ of ``--plant-config`` without its own drift events, healthy for ``--drift-h`` ho
 injected drift (``wear``: wear rate x2 on ``--drift-machine``, default the first canary cohort's
 machine; ``ambient``: ambient +6 K on every machine), ``--hours`` in all, lock-step (faster than
 real time). The bridge rolls ``--candidate`` out against ``--incumbent`` with a gate config
-generated into the run folder from ``--gate`` (``require_approval = false``; the report's
-``rollback_kpi_tolerance``, see below). Counted: rollbacks before the drift (false rollbacks,
-goal 0; by cause: trust/drift/stale or KPI) and decision intervals from the drift to the
+generated into the run folder from ``--gate`` (``require_approval = false``; its
+``rollback_kpi_tolerance`` kept unless overridden). Counted: rollbacks before the drift (false
+rollbacks, goal 0; by cause: trust/drift/stale or KPI) and decision intervals from the drift to the
 rollback (1 = the interval the drift starts in; goal <= 3), the stage at the drift and whether
 the drifted machine was on the candidate. One PNG per run: stage over time, trust per machine,
 paired Z (candidate vs incumbent) per interval.
@@ -20,7 +20,7 @@ never applied, not expired: goal 0), and what the gate did with the offline node
 
 Tables on stdout; ``report.json`` and the PNGs in ``--out``.
 
-    python scripts/rollout_report.py                          # 24 h x 3 seeds x 2 drifts + faults
+    python scripts/rollout_report.py                          # 30 h x 3 seeds x 2 drifts + faults
     python scripts/rollout_report.py --hours 2 --drift-h 1 --seeds 11 --scenarios wear --no-faults
 
 Exit 0 when done, 2 on bad options or a config error (the message says which).
@@ -61,8 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[11, 12, 13], help="plant seeds, one run each"
     )
-    parser.add_argument("--hours", type=float, default=24.0, help="plant hours per drift run")
-    parser.add_argument("--drift-h", type=float, default=18.0, help="plant hour of the drift")
+    parser.add_argument("--hours", type=float, default=30.0, help="plant hours per drift run")
+    parser.add_argument(
+        "--drift-h",
+        type=float,
+        default=26.0,
+        help="plant hour of the drift (26: 08:00 on day 2, mills cutting — at night an idle "
+        "mill's wear does not move, so a wear-rate drift cannot show)",
+    )
     parser.add_argument(
         "--drift-machine",
         help="machine of the wear drift (default: the first canary cohort's first machine)",
@@ -87,14 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--rollback-kpi-tolerance",
         type=float,
-        default=10.0,
-        help="the generated gate's rollback_kpi_tolerance (gate.toml: 0.05; a 1 h paired-Z "
-        "window with one maintenance in it swings by several 100 %%, see the report)",
+        default=None,
+        help="override the gate config's rollback_kpi_tolerance (default: keep it)",
     )
     parser.add_argument("--no-faults", action="store_true", help="skip (b)")
-    parser.add_argument("--fault-hours", type=float, default=6.0, help="plant hours per fault run")
-    parser.add_argument("--restart-at", type=int, default=40, help="interval of the broker restart")
-    parser.add_argument("--offline-at", type=int, default=50, help="interval the gateway drops")
+    parser.add_argument("--fault-hours", type=float, default=10.0, help="plant hours per fault run")
+    parser.add_argument(
+        "--restart-at", type=int, default=78, help="interval of the broker restart (6.5 h: canary)"
+    )
+    parser.add_argument(
+        "--offline-at", type=int, default=90, help="interval the gateway drops (7.5 h: canary)"
+    )
     parser.add_argument("--offline-intervals", type=int, default=3, help="intervals offline")
     parser.add_argument(
         "--out", type=Path, default=REPO / "runs" / "rollout_report", help="output folder"
