@@ -21,7 +21,9 @@ Measured per N (:func:`bench_one`):
   that completed its decision interval (the last machine's boundary sample); per decision the
   latency of its last command (all commands of the interval delivered);
 - ingest lag of every telemetry message: sent → handled on the bridge's loop thread;
-- loss: telemetry sent vs handled + refused + rejected by the bridge; every command the ledger
+- loss: telemetry sent vs handled + refused + rejected by the bridge (what is still in the
+  bridge's inbox when the run stops counts as lost and is also reported as ``inbox_at_end``,
+  the rest was dropped on the way, e.g. by a broker queue over its limit); every command the ledger
   issued received (lost), none received twice (duplicated), none applied twice;
 - where a decision's time goes (the bridge's loop thread, timed by wrapping the bridge's parts
   from outside, :class:`Probe`): :data:`PARTS`; ``profile`` adds a cProfile of the decisions;
@@ -243,6 +245,7 @@ def bench_one(machines: int, options: BenchOptions, out: Path) -> dict[str, Any]
         report = _supervise(service, probe, child, done, results, machines, per, options, load)
         child.join(10)
         service.stop()
+        unhandled = service._inbox.qsize()  # arrived, never handled: part of "lost"
         dropped = broker.log_tail(100_000).count("Outgoing messages are being dropped")
     threading.excepthook = hook
     if report is None:
@@ -251,6 +254,7 @@ def bench_one(machines: int, options: BenchOptions, out: Path) -> dict[str, Any]
     result = _figures(service, probe, report, machines, startup_s, failures)
     result["realtime"] = options.realtime
     result["broker_drop_warnings"] = dropped
+    result["inbox_at_end"] = unhandled
     result["load"] = load.figures()
     if probe.profiler is not None:
         text = io.StringIO()
