@@ -98,7 +98,7 @@ class Probe:
 
         def timed(topic: str, *args: Any, **kwargs: Any) -> Any:
             current = self._current
-            if current is None or "/twin/" not in topic:
+            if current is None or not topic.endswith("/twin"):
                 return publish(topic, *args, **kwargs)
             began = time.perf_counter()
             try:

@@ -62,7 +62,11 @@ def test_a_tiny_run_loses_nothing_and_writes_its_report(tmp_path, capsys):
     assert result["command_latency_ms"]["n"] == 14 and result["command_latency_ms"]["p50"] > 0
     assert result["ingest_lag_ms"]["n"] == 11 * 14
     assert result["decision_ms"]["twin"] > 0 and result["decision_ms"]["audit"] > 0
-    assert result["decision_ms"]["publish"] > 0 and result["decision_ms"]["rest"] >= 0
+    assert (
+        result["decision_ms"]["publish"] > 0
+        and result["decision_ms"]["reports"] > 0
+        and result["decision_ms"]["rest"] >= 0
+    )
     assert result["realtime"] is False and result["inbox_at_end"] == 0
     assert result["load"]["cores"] >= 1 and len(result["load"]["at_start"]) == 3
     assert (out / "latency.png").stat().st_size > 0
