@@ -43,3 +43,25 @@ def test_fmus(tmp_path_factory) -> dict[str, str]:
 
     built = build_all(tmp_path_factory.mktemp("fixture_fmus"))
     return {name: str(path) for name, path in built.items()}
+
+
+_CWD_CHANGES: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_working_directory(request):
+    """Every test starts in the directory the suite started in: relative paths such as
+    configs/... must not depend on what an earlier test on the same worker did (a library that
+    changes directory and does not change back — fmpy does while loading a shared library)."""
+    import os
+
+    start = os.getcwd()
+    yield
+    if os.getcwd() != start:
+        _CWD_CHANGES.append(f"{request.node.nodeid} left the working directory in {os.getcwd()}")
+        os.chdir(start)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _CWD_CHANGES:
+        terminalreporter.write_line(f"restored the working directory: {line}")
