@@ -40,7 +40,6 @@ from edge_bridge.commands import TrackedCommand
 from edge_bridge.decision import Decision, DecisionLoop
 from edge_bridge.mqtt import ConnectionSettings, MqttClient, TlsSettings
 from edge_bridge.schema import (
-    MAX_PAYLOAD_BYTES,
     Ack,
     BridgeState,
     BridgeStatus,
@@ -430,7 +429,11 @@ class BridgeService:
             trust={} if update is None else dict(update.trust),
             modes=modes,
         )
-        if len(status.to_payload()) > MAX_PAYLOAD_BYTES:
+        try:
+            status.to_payload()
+        except SchemaError as error:
+            if error.code != "too_large":
+                raise
             # a large plant: the per-machine maps are in each machine's twin report
             self.counts["status_trimmed"] += 1
             status = dataclasses.replace(status, cohort=(), trust={}, modes={})
