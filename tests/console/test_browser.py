@@ -136,8 +136,12 @@ def test_an_operator_approves_a_promotion_and_the_gate_and_audit_log_show_it(pla
     wait(driver, lambda d: "canary[0]" in d.find_element(By.ID, "pending-text").text)
     confirm(driver, "approve")
     assert wait_until(lambda: gate.stage_label == "canary[0]", 5)
-    events = deployment.bridge.audit.events(kind="operator")
+    audit = deployment.bridge.audit
+    assert wait_until(lambda: audit.events(kind="operator"), 5)  # written after the gate acts
+    events = audit.events(kind="operator")
     assert [e.operator for e in events] == ["alice"] and "approve" in events[0].reason
+    promotion = audit.events(kind="promotion")[-1]  # the gate's event, with who approved it
+    assert promotion.operator == "alice"
     wait(driver, lambda d: d.find_element(By.ID, "stage-label").text == "canary[0]")
     wait(driver, lambda d: "approve by alice" in d.find_element(By.ID, "timeline").text)
 
