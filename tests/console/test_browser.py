@@ -12,6 +12,7 @@ from tests.console import browser
 if not browser.available():  # pragma: no cover - make system-deps installs them
     pytest.skip("chromium and chromium-driver are not installed", allow_module_level=True)
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -67,7 +68,11 @@ def driver():
 
 
 def wait(driver, condition, timeout_s: float = 10.0):
-    return WebDriverWait(driver, timeout_s, poll_frequency=0.05).until(condition)
+    """Wait for ``condition``; an element the live page re-rendered meanwhile is looked up again
+    at the next poll (StaleElementReferenceException), not an error."""
+    return WebDriverWait(
+        driver, timeout_s, poll_frequency=0.05, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(condition)
 
 
 def run(deployment: LocalDeployment, intervals: int) -> None:
@@ -84,7 +89,7 @@ def seq(driver, machine: str) -> str | None:
 
 def confirm(driver, button_id: str) -> None:
     wait(driver, lambda d: d.find_elements(By.ID, button_id))
-    driver.find_element(By.ID, button_id).click()
+    wait(driver, lambda d: d.find_element(By.ID, button_id).click() or True)  # retried if stale
     wait(driver, lambda d: d.switch_to.alert).accept()
     wait(driver, lambda d: "sent" in d.find_element(By.ID, "flash").text)
 
