@@ -89,7 +89,9 @@ class _Message:
         self._check()
 
     def _check(self) -> None:
-        raise NotImplementedError
+        """Validate and normalise the fields; every message kind defines its own (this base
+        class is never instantiated, so reaching it is a programming error)."""
+        raise NotImplementedError(f"{type(self).__name__} must define _check")
 
     def _set(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
