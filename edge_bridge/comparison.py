@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge_bridge.proposers import load_proposer
+from edge_bridge.settings import BridgeSettings
 from envs.kpi import Kpis
 from envs.line_env import ProductionLineEnv
 from envs.scenario import Scenario
@@ -125,6 +126,19 @@ class TwinComparison:
         except ValueError:
             self.close()
             raise
+
+    @classmethod
+    def from_settings(cls, settings: BridgeSettings, scenario: Scenario) -> TwinComparison:
+        """The comparison a bridge with ``settings`` feeds its gate (its incumbent, candidate,
+        start hour, ``shadow_seed`` and ``shadow_pairs``)."""
+        return cls(
+            scenario,
+            settings.incumbent,
+            settings.candidate,
+            start_h=settings.start_h,
+            seed=settings.shadow_seed,
+            pairs=settings.shadow_pairs,
+        )
 
     def step(self) -> PairedInterval:
         """Advance every copy one decision interval, each under its own policy."""

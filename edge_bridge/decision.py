@@ -118,14 +118,7 @@ class DecisionLoop:
             candidate = load_proposer(settings.candidate, twin.env) if settings.candidate else None
             comparison = None
             if settings.candidate:
-                comparison = TwinComparison(
-                    scenario,
-                    settings.incumbent,
-                    settings.candidate,
-                    start_h=settings.start_h,
-                    seed=settings.shadow_seed,
-                    pairs=settings.shadow_pairs,
-                )
+                comparison = TwinComparison.from_settings(settings, scenario)
         except ValueError:
             twin.close()
             raise

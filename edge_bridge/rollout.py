@@ -169,15 +169,7 @@ def bridge_settings(options: RolloutOptions, folder: Path) -> BridgeSettings:
 def paired_z(settings: BridgeSettings, intervals: int) -> list[tuple[float, float]]:
     """Per interval, (candidate Z, incumbent Z) of the paired twin comparison: the same
     deterministic simulation the bridge's gate was fed (same specs, start and seed)."""
-    scenario = load_scenario(settings.scenario)
-    comparison = TwinComparison(
-        scenario,
-        settings.incumbent,
-        settings.candidate,
-        start_h=settings.start_h,
-        seed=settings.shadow_seed,
-        pairs=settings.shadow_pairs,
-    )
+    comparison = TwinComparison.from_settings(settings, load_scenario(settings.scenario))
     try:
         values: list[tuple[float, float]] = []
         for _ in range(intervals):
