@@ -2,8 +2,10 @@
 (``envs.atomic``) so an interrupted federation resumes where it stopped:
 
 - ``checkpoint.npz``: the global weights (``w<i>``), the global normalisation statistics
-  (``norm_mean``, ``norm_var``, ``norm_count``) and ``meta`` (JSON: the last completed round,
-  the strategy, the weight count);
+  (``norm_mean``, ``norm_var``, ``norm_count``), the strategy's server-side state (``s<i>``:
+  FedAdam's moments, FedAvgM's momentum, :func:`federation.strategies.strategy_state`) and
+  ``meta`` (JSON: the last completed round, the strategy, the weight count, the state's names)
+  — one file written atomically, so weights and strategy state never disagree;
 - ``rounds.csv``: one row per round and node — ``round``, ``node``, ``role`` (``train`` for the
   training nodes' evaluation of the global policy, ``held-out`` for the node that never trains),
   ``return``, ``objective`` and the other evaluation metrics, the node's training metrics of
@@ -19,7 +21,7 @@ import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,14 @@ RETURN_PNG = "return.png"
 
 @dataclass
 class Checkpoint:
-    """The global model after ``server_round`` completed rounds."""
+    """The global model after ``server_round`` completed rounds, and the server-side state of
+    the strategy that produced it (named arrays; empty for stateless strategies)."""
 
     server_round: int
     weights: list[np.ndarray]
     norm: NormStats
     strategy: str
+    strategy_state: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def save_checkpoint(folder: str | Path, checkpoint: Checkpoint) -> Path:
@@ -53,8 +57,12 @@ def save_checkpoint(folder: str | Path, checkpoint: Checkpoint) -> Path:
         "round": checkpoint.server_round,
         "strategy": checkpoint.strategy,
         "weights": len(checkpoint.weights),
+        "state": list(checkpoint.strategy_state),
     }
     arrays: dict[str, Any] = {f"w{i}": w for i, w in enumerate(checkpoint.weights)}
+    arrays.update(
+        {f"s{i}": np.asarray(v) for i, v in enumerate(checkpoint.strategy_state.values())}
+    )
     arrays.update(
         norm_mean=checkpoint.norm.mean,
         norm_var=checkpoint.norm.var,
@@ -77,9 +85,12 @@ def load_checkpoint(folder: str | Path) -> Checkpoint | None:
             meta = json.loads(str(data["meta"]))
             weights = [np.array(data[f"w{i}"]) for i in range(int(meta["weights"]))]
             norm = NormStats(data["norm_mean"], data["norm_var"], float(data["norm_count"][0]))
+            state = {
+                str(name): np.array(data[f"s{i}"]) for i, name in enumerate(meta.get("state", []))
+            }
     except (KeyError, ValueError, OSError) as error:
         raise ValueError(f"{path} is not a federation checkpoint: {error}") from error
-    return Checkpoint(int(meta["round"]), weights, norm, str(meta.get("strategy", "")))
+    return Checkpoint(int(meta["round"]), weights, norm, str(meta.get("strategy", "")), state)
 
 
 def _number(text: str) -> Any:

@@ -11,9 +11,11 @@ Each round (``num-rounds`` in the run config, see :mod:`federation.app_config`):
 3. the new global policy is evaluated on every node's twin (Flower's evaluate round) and, by
    the ServerApp itself, on the held-out node's twin (``held-out``: a profile that never
    trains);
-4. ``rounds.csv``, ``return.png``, TensorBoard and ``checkpoint.npz`` are written atomically
-   into ``out-dir`` (:mod:`federation.records`); with ``resume`` on, a federation started again
-   with the same ``out-dir`` continues after the last checkpointed round.
+4. ``rounds.csv``, ``return.png``, TensorBoard and ``checkpoint.npz`` (the global weights and
+   statistics and the strategy's server-side state: FedAdam's moments, FedAvgM's momentum) are
+   written atomically into ``out-dir`` (:mod:`federation.records`); with ``resume`` on, a
+   federation started again with the same ``out-dir`` continues after the last checkpointed
+   round, with the strategy state it had then.
 
 With ``dp`` "server" or "client" (:mod:`federation.privacy`) the accepted updates are clipped
 to ``dp-clipping-norm`` and the average noised; the ε spent so far at ``dp-delta`` is logged
@@ -50,7 +52,13 @@ from federation.app_config import AppConfig
 from federation.normalisation import NormStats
 from federation.privacy import PrivacyLedger
 from federation.records import Checkpoint, RoundLog, load_checkpoint, save_checkpoint
-from federation.strategies import NORM_KEY, ScreenedStrategy, make_strategy
+from federation.strategies import (
+    NORM_KEY,
+    ScreenedStrategy,
+    make_strategy,
+    restore_strategy_state,
+    strategy_state,
+)
 from federation.task import LocalConfig, evaluate_weights, export_policy, initial_weights
 
 __all__ = ["POLICY_FILE", "app", "observation_size", "run_federation"]
@@ -88,23 +96,28 @@ def _metrics_of(message: Message) -> dict[str, float]:
 
 def _start(
     config: AppConfig, folder: Path, local: LocalConfig
-) -> tuple[int, list[np.ndarray], NormStats]:
-    """The round to start after, the global weights and statistics: from the checkpoint when
-    resuming, else fresh."""
+) -> tuple[int, list[np.ndarray], NormStats, dict[str, np.ndarray]]:
+    """The round to start after, the global weights and statistics and the strategy's saved
+    server-side state: from the checkpoint when resuming (the state only if the strategy is
+    the same), else fresh."""
     if config.resume:
         checkpoint = load_checkpoint(folder)
         if checkpoint is not None:
+            state = checkpoint.strategy_state
             if checkpoint.strategy and checkpoint.strategy != config.strategy:
                 log(
                     WARNING,
-                    "resuming a %s federation with strategy %s",
+                    "resuming a %s federation with strategy %s: its server-side state "
+                    "(%d arrays) is not carried over",
                     checkpoint.strategy,
                     config.strategy,
+                    len(state),
                 )
+                state = {}
             log(INFO, "resuming after round %d from %s", checkpoint.server_round, folder)
-            return checkpoint.server_round, checkpoint.weights, checkpoint.norm
+            return checkpoint.server_round, checkpoint.weights, checkpoint.norm, state
     weights = initial_weights(local)
-    return 0, weights, NormStats.empty(observation_size(weights, local))
+    return 0, weights, NormStats.empty(observation_size(weights, local)), {}
 
 
 def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
@@ -113,7 +126,7 @@ def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
     folder = config.output_folder()
     folder.mkdir(parents=True, exist_ok=True)
     local = config.local_config()
-    done, weights, norm = _start(config, folder, local)
+    done, weights, norm, saved_state = _start(config, folder, local)
     privacy = None
     if config.dp != "off":
         privacy = (
@@ -143,6 +156,7 @@ def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
         dp_clipping_norm=config.dp_clipping_norm,
         privacy=privacy,
     )
+    restore_strategy_state(strategy, saved_state)
     held_out = None
     if config.held_out:
         from federation.profiles import load_node_profile
@@ -204,7 +218,12 @@ def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
                 records.add(
                     server_round, held_out.name, "held-out", values, None, round_s=round_s, **spent
                 )
-            save_checkpoint(folder, Checkpoint(server_round, current, global_norm, config.strategy))
+            save_checkpoint(
+                folder,
+                Checkpoint(
+                    server_round, current, global_norm, config.strategy, strategy_state(strategy)
+                ),
+            )
             records.write()
             round_times.append(time.monotonic() - t0)
             returns = ", ".join(

@@ -26,14 +26,19 @@ noise is calibrated to their number each round, and each release is entered in t
 clipping the screening also rejects an update whose norm exceeds the clipping norm (a node that
 did not clip). The normalisation statistics are merged as without DP (they are not noised).
 
-Strategy state that lives on the server (FedAvgM's momentum, FedAdam's moments) is not
-checkpointed: a resumed federation restarts it from zero.
+Strategy state that lives on the server (FedAvgM's momentum, FedAdam's first and second
+moments) is read by :func:`strategy_state` and put back by :func:`restore_strategy_state`; the
+ServerApp saves it in the same atomic checkpoint as the global weights
+(:mod:`federation.records`), so a resumed FedAdam or FedAvgM federation continues with the
+moments it had, as if it had not been interrupted.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from flwr.serverapp.strategy import (
     DifferentialPrivacyClientSideFixedClipping,
     DifferentialPrivacyServerSideFixedClipping,
@@ -46,6 +51,7 @@ from flwr.serverapp.strategy import (
     Krum,
     Strategy,
 )
+from flwr.serverapp.strategy.fedopt import FedOpt
 
 from federation.normalisation import NormStats
 from federation.privacy import DP_MODES, DP_STRATEGIES, PrivacyLedger
@@ -67,6 +73,8 @@ __all__ = [
     "make_strategy",
     "norm_from_config",
     "norm_to_config",
+    "restore_strategy_state",
+    "strategy_state",
 ]
 
 STRATEGIES = ("fedavg", "fedprox", "fedavgm", "fedadam", "fedmedian", "fedtrimmedavg", "krum")
@@ -151,3 +159,60 @@ def make_strategy(
         inner = wrapper(inner, dp_noise_multiplier, dp_clipping_norm, min_nodes)
         privacy = privacy if privacy is not None else PrivacyLedger(dp_delta)
     return ScreenedStrategy(inner, norm=norm, max_norm_ratio=max_norm_ratio, privacy=privacy)
+
+
+_MOMENTS = ("m_t", "v_t")
+
+
+def strategy_state(strategy: ScreenedStrategy) -> dict[str, np.ndarray]:
+    """The server-side state of ``strategy``'s aggregator as named arrays (copies): FedAdam's
+    (FedOpt's) moments as ``fedopt.m_t.<array name>`` and ``fedopt.v_t.<array name>``, FedAvgM's
+    momentum as ``fedavgm.momentum.<index>``; empty for the stateless strategies and before the
+    first aggregation."""
+    inner = strategy.inner
+    state: dict[str, np.ndarray] = {}
+    if isinstance(inner, FedOpt):
+        for moment in _MOMENTS:
+            for key, value in (getattr(inner, moment) or {}).items():
+                state[f"fedopt.{moment}.{key}"] = np.array(value, copy=True)
+    elif isinstance(inner, FedAvgM) and inner.momentum_vector is not None:
+        for index, value in enumerate(inner.momentum_vector):
+            state[f"fedavgm.momentum.{index}"] = np.array(value, copy=True)
+    return state
+
+
+def restore_strategy_state(strategy: ScreenedStrategy, state: Mapping[str, np.ndarray]) -> None:
+    """Put ``state`` (from :func:`strategy_state`) back into ``strategy``'s aggregator.
+    ValueError, changing nothing, if it belongs to another kind of strategy (names that this
+    aggregator does not keep) or a FedAvgM momentum has a gap in its indices."""
+    if not state:
+        return
+    inner = strategy.inner
+    if isinstance(inner, FedOpt):
+        moments: dict[str, dict[str, np.ndarray]] = {moment: {} for moment in _MOMENTS}
+        for name, value in state.items():
+            parts = name.split(".", 2)
+            if len(parts) != 3 or parts[0] != "fedopt" or parts[1] not in moments:
+                raise ValueError(
+                    f"strategy state {name!r} is not a FedOpt moment (fedopt.m_t.* / fedopt.v_t.*)"
+                )
+            moments[parts[1]][parts[2]] = np.array(value, copy=True)
+        for moment, values in moments.items():
+            setattr(inner, moment, values or None)
+        return
+    if isinstance(inner, FedAvgM):
+        vectors: dict[int, np.ndarray] = {}
+        for name, value in state.items():
+            prefix, _, index = name.rpartition(".")
+            if prefix != "fedavgm.momentum" or not index.isdigit():
+                raise ValueError(
+                    f"strategy state {name!r} is not a FedAvgM momentum (fedavgm.momentum.<i>)"
+                )
+            vectors[int(index)] = np.array(value, copy=True)
+        if sorted(vectors) != list(range(len(vectors))):
+            raise ValueError(f"FedAvgM momentum indices {sorted(vectors)} are not 0..n-1")
+        inner.momentum_vector = [vectors[i] for i in range(len(vectors))]
+        return
+    raise ValueError(
+        f"strategy state {sorted(state)[:3]}... given to {type(inner).__name__}, which keeps none"
+    )

@@ -19,7 +19,13 @@ from federation.client_app import poison_update, round_seed
 from federation.deployment import node_config_argument
 from federation.normalisation import NormStats, merge_norm_stats
 from federation.records import Checkpoint, RoundLog, load_checkpoint, save_checkpoint
-from federation.strategies import STRATEGIES, make_strategy, norm_from_config
+from federation.strategies import (
+    STRATEGIES,
+    make_strategy,
+    norm_from_config,
+    restore_strategy_state,
+    strategy_state,
+)
 from tests.federation.messages import NodeGrid, task_identity, train_reply  # noqa: F401
 
 GLOBAL = [np.zeros((3, 2), np.float32), np.zeros(4, np.float32)]
@@ -177,6 +183,73 @@ def test_checkpoint_round_trip_and_round_log(tmp_path):
     assert [row["round"] for row in resumed.rows] == [1, 1, 2, 2]
     assert resumed.rows[0]["train_update_norm"] == 0.1
     assert resumed.rejections == [{"round": 2, "node_id": 13, "node": "node-3", "reason": "NaN"}]
+
+
+def _stateful_round(strategy, server_round, arrays):
+    """One round on two nodes whose updates depend on the round (deterministic)."""
+    messages = list(
+        strategy.configure_train(server_round, arrays, ConfigRecord(), NodeGrid((11, 12)))
+    )
+    sent = {m.metadata.dst_node_id: m for m in messages}
+    start = arrays.to_numpy_ndarrays()
+    rng = np.random.default_rng(server_round)
+    replies = [
+        train_reply(
+            sent[node],
+            [w + rng.normal(0, 0.1, w.shape).astype(w.dtype) for w in start],
+            steps,
+            name,
+        )
+        for node, steps, name in ((11, 100, "node-1"), (12, 300, "node-2"))
+    ]
+    new, _ = strategy.aggregate_train(server_round, replies)
+    return new
+
+
+@pytest.mark.parametrize("name", ["fedadam", "fedavgm"])
+def test_server_state_is_checkpointed_so_a_resumed_run_matches_an_uninterrupted_one(name, tmp_path):
+    uninterrupted = make_strategy(name, min_nodes=2)
+    arrays = ArrayRecord(GLOBAL)
+    for server_round in (1, 2, 3):
+        arrays = _stateful_round(uninterrupted, server_round, arrays)
+    expected = arrays.to_numpy_ndarrays()
+
+    first = make_strategy(name, min_nodes=2)  # interrupted after round 2
+    arrays = ArrayRecord(GLOBAL)
+    for server_round in (1, 2):
+        arrays = _stateful_round(first, server_round, arrays)
+    norm = NormStats(np.zeros(2), np.ones(2), 1.0)
+    state = strategy_state(first)
+    assert state and all(np.any(v != 0) for v in state.values())
+    save_checkpoint(tmp_path, Checkpoint(2, arrays.to_numpy_ndarrays(), norm, name, state))
+
+    def resume(restore):
+        checkpoint = load_checkpoint(tmp_path)
+        strategy = make_strategy(name, min_nodes=2)
+        if restore:
+            restore_strategy_state(strategy, checkpoint.strategy_state)
+        result = _stateful_round(strategy, 3, ArrayRecord(checkpoint.weights))
+        return result.to_numpy_ndarrays()
+
+    resumed = resume(restore=True)
+    assert all(np.array_equal(a, b) for a, b in zip(resumed, expected, strict=True))
+    restarted = resume(restore=False)  # what a resume did before: moments from zero
+    assert not all(np.allclose(a, b) for a, b in zip(restarted, expected, strict=True))
+
+
+def test_strategy_state_of_another_strategy_is_refused():
+    fedadam = make_strategy("fedadam", min_nodes=2)
+    arrays = _stateful_round(fedadam, 1, ArrayRecord(GLOBAL))
+    assert strategy_state(make_strategy("fedavg")) == {}
+    fedavgm = make_strategy("fedavgm", min_nodes=2)
+    with pytest.raises(ValueError, match="not a FedAvgM momentum"):
+        restore_strategy_state(fedavgm, strategy_state(fedadam))
+    assert fedavgm.inner.momentum_vector is None  # changed nothing
+    with pytest.raises(ValueError, match="keeps none"):
+        restore_strategy_state(make_strategy("fedavg"), strategy_state(fedadam))
+    with pytest.raises(ValueError, match="not a FedOpt moment"):
+        restore_strategy_state(make_strategy("fedadam"), {"fedavgm.momentum.0": np.zeros(2)})
+    assert arrays is not None
 
 
 def test_credentials_are_a_ca_a_server_certificate_it_signed_and_p384_node_keys(tmp_path):
