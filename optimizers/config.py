@@ -24,6 +24,8 @@ __all__ = [
     "BENCHMARK_FACTORY_DEFAULTS",
     "BENCHMARK_PROBLEMS",
     "ENGINES",
+    "FACTORY_PROBLEMS",
+    "LADDER_SCENARIOS",
     "GRANULARITIES",
     "PICK_RULES",
     "STANDARD_PROBLEMS",
@@ -39,7 +41,12 @@ ENGINES = ("serial", "processes", "dask")
 """Where evaluations run: in this process, in a local process pool, or on a Dask cluster."""
 GRANULARITIES = ("machine", "station")
 STANDARD_PROBLEMS = ("zdt1", "dtlz2")
-BENCHMARK_PROBLEMS = (*STANDARD_PROBLEMS, "factory")
+LADDER_SCENARIOS = ("small_line", "large_line")
+"""Factory problems of the benchmark's ladder besides ``factory`` (the ``[factory]`` table's
+scenario, by default the 7-machine line): the shipped scenario of that name with the rest of
+the ``[factory]`` table."""
+FACTORY_PROBLEMS = ("small_line", "factory", "large_line")
+BENCHMARK_PROBLEMS = (*STANDARD_PROBLEMS, *FACTORY_PROBLEMS)
 PICK_RULES = ("knee", "weights")
 """How a plan is picked from a front (:func:`optimizers.pareto.pick_plan`)."""
 
@@ -152,6 +159,29 @@ class BenchmarkConfig:
         ProblemConfig(**BENCHMARK_FACTORY_DEFAULTS),
         doc="the [factory] problem table (horizon_h 8, seeds 1 unless given)",
     )
+    problem_budgets: dict[str, float] = setting(
+        {},
+        doc="budget per factory problem where it differs from factory_budget, e.g. "
+        "{ large_line = 100 } (whole numbers)",
+    )
+    seed_heuristics: bool = setting(
+        False,
+        doc="start every algorithm on the factory problems from the heuristics' plans "
+        "(optimizers.heuristic_plans; random search evaluates them first too)",
+    )
+    goal_ratio: float = setting(
+        1.2, low=0.0, high=100.0, doc="HV median ratio to random search the goal test asks for"
+    )
+    compare_seeds: int = setting(
+        0,
+        low=0,
+        high=1000,
+        doc="held-out weeks on which the best algorithm's chosen plan meets the heuristics, "
+        "per factory problem (0: skip)",
+    )
+    compare_horizon_h: float | None = setting(
+        None, low=0.1, high=8_760.0, doc="hours per comparison episode (default: a week)"
+    )
     checkpoints: int = setting(20, low=2, high=1000, doc="points of the anytime HV curves")
     reference_point: float = setting(
         1.1, low=1.0, high=10.0, doc="HV reference point, per objective, after normalisation"
@@ -160,6 +190,22 @@ class BenchmarkConfig:
     workers: int = setting(2, low=1, high=4096)
     dask_address: str = setting("")
     out_dir: str = setting("runs/benchmark")
+
+    def __post_init__(self) -> None:
+        for name, budget in self.problem_budgets.items():
+            if name not in FACTORY_PROBLEMS:
+                raise ValueError(
+                    f"problem_budgets names '{name}'; the factory problems are "
+                    f"{list(FACTORY_PROBLEMS)} (zdt1/dtlz2 take standard_budget)"
+                )
+            if budget != int(budget) or budget < 1:
+                raise ValueError(f"problem_budgets.{name} = {budget:g}: give a whole number >= 1")
+
+    def budget_for(self, problem: str) -> int:
+        """Evaluations per run on ``problem``."""
+        if problem in STANDARD_PROBLEMS:
+            return self.standard_budget
+        return int(self.problem_budgets.get(problem, self.factory_budget))
 
 
 def load_optimize_config(

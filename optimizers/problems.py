@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,13 @@ from envs.equipment import ParameterError, check_parameter
 from envs.kpi import CONSTRAINT_VIOLATION_PENALTY
 from envs.scenario import Scenario, load_scenario
 from optimizers.archive import Archive
-from optimizers.config import STANDARD_PROBLEMS, PlantChange, ProblemConfig
+from optimizers.config import (
+    BENCHMARK_PROBLEMS,
+    LADDER_SCENARIOS,
+    STANDARD_PROBLEMS,
+    PlantChange,
+    ProblemConfig,
+)
 from optimizers.engines import Engine, OnResult
 from optimizers.plan import PlanBoundsError, PlanEncoding
 from optimizers.simulate import (
@@ -218,12 +224,19 @@ class FactoryProblem(BaseProblem):
 
 
 def make_problem(name: str, factory: ProblemConfig | None = None) -> BaseProblem:
-    """``zdt1``, ``dtlz2`` or ``factory`` (with its :class:`ProblemConfig`)."""
-    if name == "factory":
-        return FactoryProblem(factory)
+    """``zdt1``, ``dtlz2``, ``factory`` (with its :class:`ProblemConfig`), or a rung of the
+    benchmark's ladder (``small_line``, ``large_line``: that shipped scenario with the rest of
+    ``factory``); a factory problem's ``name`` is the one asked for."""
     if name in STANDARD_PROBLEMS:
         return StandardProblem(name)
-    raise ValueError(f"unknown problem '{name}'; choose one of {[*STANDARD_PROBLEMS, 'factory']}")
+    if name not in BENCHMARK_PROBLEMS:
+        raise ValueError(f"unknown problem '{name}'; choose one of {list(BENCHMARK_PROBLEMS)}")
+    config = factory or ProblemConfig()
+    if name in LADDER_SCENARIOS:
+        config = replace(config, scenario=name)
+    problem = FactoryProblem(config)
+    problem.name = name
+    return problem
 
 
 class Evaluator:

@@ -1,6 +1,8 @@
 """Scoring a benchmark's runs, following COCO and jMetal practice: the archive hypervolume after
 one fixed normalisation per problem, anytime HV curves, median/IQR tables with the ratio to
-random search, and pairwise Wilcoxon rank-sum tests (two-sided, Holm-corrected per problem).
+random search, pairwise Wilcoxon rank-sum tests (two-sided, Holm-corrected per problem), and the
+goal tests: every algorithm against random search on every problem (one-sided rank-sum, "HV
+higher than random's"), Holm-corrected across that whole problem × algorithm family.
 :mod:`optimizers.benchmark` runs (or loads) the cells and calls these.
 """
 
@@ -19,8 +21,10 @@ from optimizers.problems import BaseProblem, StandardProblem
 __all__ = [
     "ProblemScores",
     "anytime_hv",
+    "format_goal_tests",
     "format_table",
     "format_tests",
+    "goal_tests",
     "holm",
     "normalisation_for",
     "score",
@@ -124,6 +128,65 @@ def wilcoxon_table(hv: dict[str, np.ndarray]) -> list[dict]:
         better = a if np.median(hv[a]) > np.median(hv[b]) else b
         rows.append({"a": a, "b": b, "p": p, "p_holm": adjusted[(a, b)], "higher_median": better})
     return rows
+
+
+def goal_tests(hv: dict[str, dict[str, np.ndarray]], goal_ratio: float) -> list[dict]:
+    """Every algorithm against ``random`` on every problem of ``hv`` (problem → algorithm →
+    final HV per seed): the ratio of HV medians, the one-sided Wilcoxon rank-sum p-value of
+    "higher HV than random search", that p Holm-corrected across all these tests together, and
+    whether the goal is met (ratio ≥ ``goal_ratio`` and Holm p < 0.05). Problems without a
+    random-search entry contribute nothing."""
+    from scipy.stats import ranksums
+
+    raw: dict[tuple[str, str], float] = {}
+    ratios: dict[tuple[str, str], float] = {}
+    for problem, by_algorithm in hv.items():
+        if "random" not in by_algorithm:
+            continue
+        base = by_algorithm["random"]
+        for algorithm, values in by_algorithm.items():
+            if algorithm == "random":
+                continue
+            test = ranksums(values, base, alternative="greater")
+            raw[(problem, algorithm)] = float(test.pvalue)
+            median = float(np.median(base))
+            ratios[(problem, algorithm)] = (
+                float(np.median(values)) / median if median > 0 else np.nan
+            )
+    adjusted = holm(raw)
+    return [
+        {
+            "problem": problem,
+            "algorithm": algorithm,
+            "x_random": ratios[(problem, algorithm)],
+            "p": p,
+            "p_holm": adjusted[(problem, algorithm)],
+            "goal_ratio": goal_ratio,
+            "goal_met": bool(
+                ratios[(problem, algorithm)] >= goal_ratio and adjusted[(problem, algorithm)] < 0.05
+            ),
+        }
+        for (problem, algorithm), p in raw.items()
+    ]
+
+
+def format_goal_tests(tests: list[dict]) -> str:
+    """The goal tests as a Markdown table."""
+    if not tests:
+        return "(no goal tests: no random-search runs)"
+    lines = [
+        f"Goal: HV median >= {tests[0]['goal_ratio']:g}x random search's, one-sided Wilcoxon "
+        f"rank-sum, Holm-corrected over these {len(tests)} tests:",
+        "",
+        "| problem | algorithm | × random | p | p (Holm) | goal met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in tests:
+        lines.append(
+            f"| {t['problem']} | {t['algorithm']} | {t['x_random']:.2f} | {t['p']:.3g} | "
+            f"{t['p_holm']:.3g} | {'yes' if t['goal_met'] else 'no'} |"
+        )
+    return "\n".join(lines)
 
 
 def summary_rows(scores: ProblemScores) -> list[dict]:

@@ -1,16 +1,20 @@
 """Benchmark the optimisers at equal evaluation budgets over several seeds.
 
 Problems: ZDT1 and DTLZ2 (known fronts: a sanity check of the harness, with IGD) and the
-factory problem (the production-line twin). Quality is the hypervolume of each run's archive
-after one fixed normalisation per problem; the reference point is the same for every algorithm.
-Writes into ``--out`` (default ``runs/benchmark``): ``table.md`` (median and IQR of HV and IGD,
-ratio to random search), ``results.json`` (every run's HV, the normalisation, the anytime
-medians, pairwise Wilcoxon rank-sum tests) and ``anytime_<problem>.png``. Runs are cached under
-``--out/cache``: a re-run computes only what is missing (``--force`` recomputes).
+factory ladder: ``small_line`` (4 machines), ``factory`` (the ``[factory]`` scenario, by default
+the 7-machine line) and ``large_line`` (32 machines). Quality is the hypervolume of each run's
+archive after one fixed normalisation per problem; the reference point is the same for every
+algorithm. Writes into ``--out`` (default ``runs/benchmark``): ``table.md`` (median and IQR of HV
+and IGD, ratio to random search; the goal tests against random search, Holm-corrected across
+problems and algorithms), ``results.json`` (every run's HV, the normalisation, the anytime
+medians, the Wilcoxon tests, the goal tests, the held-out comparison of the chosen plans) and
+``anytime_<problem>.png``. Runs are cached under ``--out/cache``: a re-run computes only what is
+missing (``--force`` recomputes).
 
     python scripts/benchmark_optimizers.py --config configs/optimize_benchmark.toml
     python scripts/benchmark_optimizers.py --problems zdt1 dtlz2 --standard-budget 1000
     python scripts/benchmark_optimizers.py --problems factory --algorithms nsga2 random weighted_sum
+    python scripts/benchmark_optimizers.py --config configs/optimize_ladder.toml --compare-seeds 2
 """
 
 from __future__ import annotations
@@ -24,7 +28,12 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from optimizers.config import ALGORITHMS, BENCHMARK_PROBLEMS, ENGINES  # noqa: E402
+from optimizers.config import (  # noqa: E402
+    ALGORITHMS,
+    BENCHMARK_PROBLEMS,
+    ENGINES,
+    GRANULARITIES,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--config", type=Path, help="TOML file of BenchmarkConfig (configs/optimize_benchmark.toml)"
     )
-    add("--problems", nargs="+", choices=BENCHMARK_PROBLEMS, help="problems (all three)")
+    add("--problems", nargs="+", choices=BENCHMARK_PROBLEMS, help="problems (all five)")
     add("--algorithms", nargs="+", choices=ALGORITHMS, help="algorithms (all seven)")
     add("--seeds", type=int, help="independent runs per algorithm and problem (5)")
     add("--standard-budget", type=int, help="evaluations per run on zdt1/dtlz2 (2000)")
@@ -49,6 +58,20 @@ def build_parser() -> argparse.ArgumentParser:
     add("--factory-pop-size", type=int, help="population on the factory (10)")
     add("--factory-horizon-h", type=float, help="simulated hours per factory evaluation (8)")
     add("--factory-sim-seeds", type=int, help="simulation seeds per factory evaluation (1)")
+    add("--factory-granularity", choices=GRANULARITIES, help="factory encoding (machine)")
+    add(
+        "--seed-heuristics",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="start every algorithm (random search too) from the heuristics' plans on the "
+        "factory problems (off)",
+    )
+    add(
+        "--compare-seeds",
+        type=int,
+        help="held-out weeks for the best algorithm's chosen plan against the heuristics (0)",
+    )
+    add("--compare-horizon-h", type=float, help="hours per held-out episode (a week)")
     add("--checkpoints", type=int, help="points on the anytime HV curves (20)")
     add("--reference-point", type=float, help="HV reference point after normalisation (1.1)")
     add("--engine", choices=ENGINES, help="where factory evaluations run (processes)")
@@ -72,7 +95,14 @@ def config_from_args(args: argparse.Namespace):
         "standard_pop_size": args.standard_pop_size,
         "factory_budget": args.factory_budget,
         "factory_pop_size": args.factory_pop_size,
-        "factory": {"horizon_h": args.factory_horizon_h, "seeds": args.factory_sim_seeds},
+        "factory": {
+            "horizon_h": args.factory_horizon_h,
+            "seeds": args.factory_sim_seeds,
+            "granularity": args.factory_granularity,
+        },
+        "seed_heuristics": args.seed_heuristics,
+        "compare_seeds": args.compare_seeds,
+        "compare_horizon_h": args.compare_horizon_h,
         "checkpoints": args.checkpoints,
         "reference_point": args.reference_point,
         "engine": args.engine,
