@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-import numpy as np
-
 import fmus
 from envs.fmu import FmuUnit, RealIO
 from envs.scenario import StationConfig
@@ -36,6 +34,7 @@ class Conveyor:
 
     def __post_init__(self) -> None:
         self.io: RealIO = self.unit.real_io(["load_mass"], ["energy"])
+        self._running_input = self.unit.scalar_input("running")
 
     @classmethod
     def after(cls, station: StationConfig) -> Conveyor:
@@ -64,13 +63,13 @@ class Conveyor:
         """Before a tick: run the belt while it carries parts, with their mass."""
         running = bool(self.transit)
         if running != self.running:
-            self.unit.set("running", running)
+            self._running_input.write_checked(running)
             self.running = running
-        self.io.write_checked(np.array([len(self.transit) * PART_MASS_KG]))
+        self.io.write_scalar_checked(len(self.transit) * PART_MASS_KG)
 
     def pull_energy(self) -> float:
         """After a tick: the energy the belt drew in it, kWh."""
-        total = float(self.io.read()[0])
+        total = self.io.read_list()[0]
         energy, self.last_energy = total - self.last_energy, total
         return energy
 

@@ -37,6 +37,7 @@ from envs.kpi import IntervalRecord
 from envs.machines import Machine, MachineState
 from envs.scenario import Scenario
 
+BUSY = MachineState.BUSY
 DOWN_STATES = (MachineState.FAILED, MachineState.REPAIR)
 OUT_OF_SERVICE = (MachineState.FAILED, MachineState.REPAIR, MachineState.MAINTENANCE)
 
@@ -103,6 +104,10 @@ class ProductionLine:
                 unit.close()
             raise
         self._bottleneck = self._find_bottleneck()
+        self._tick_text = str(scenario.tick_s)  # the co-simulation's step, as it reads it
+        self._tick_h = scenario.tick_s / 3600.0
+        self._at_bottleneck = [station == self._bottleneck for station in self.station_of]
+        self._last_station = len(scenario.stations) - 1
         self.rng = np.random.default_rng(0)
         self.start_s = 0.0
         self._forced: dict[int, bool] = {}  # machine index -> True: fail, False: back in service
@@ -267,16 +272,17 @@ class ProductionLine:
         )
         self.open_orders += int(self.rng.poisson(rate * dt / 3600.0))
         self._deliver_conveyors(now)
-        for k in reversed(range(len(self.machines))):  # downstream first: room moves upstream
-            self._machine_tick(k, staffed, interval)
-        for machine in self.machines:
-            machine.write_speed(machine.push_inputs(machine.speed_factor))
+        machines = self.machines
+        for k in reversed(range(len(machines))):  # downstream first: room moves upstream
+            self._machine_tick(k, now, staffed, interval)
+        for machine in machines:
+            machine.send_inputs()
         for conveyor in self.conveyors:
             if conveyor is not None:
                 conveyor.push_inputs()
         price = self.scenario.tariff.price(weekday, hour)
-        self.system.step(str(self.tick_s))
-        for k, machine in enumerate(self.machines):
+        self.system.step(self._tick_text)
+        for k, machine in enumerate(machines):
             energy = machine.pull_outputs()
             interval.energy += energy
             interval.energy_cost += price * energy
@@ -295,20 +301,19 @@ class ProductionLine:
     def _account_machine(
         self, k: int, machine: Machine, staffed: bool, interval: IntervalSums
     ) -> None:
-        hours = self.tick_s / 3600.0
+        hours = self._tick_h
         state = machine.state
-        if state in DOWN_STATES:
+        if state is MachineState.FAILED or state is MachineState.REPAIR:
             interval.downtime_h += hours
         elif state is MachineState.MAINTENANCE:
             interval.maintenance_h += hours
-        if state is MachineState.BUSY:  # operating hours since the last maintenance
+        elif state is MachineState.BUSY:  # operating hours since the last maintenance
             machine.hours_since_maintenance += hours
         if staffed:
             interval.planned_h += hours
-            if self.station_of[k] == self._bottleneck and state not in OUT_OF_SERVICE:
+            if self._at_bottleneck[k] and state not in OUT_OF_SERVICE:
                 interval.ideal_parts += self.tick_s / machine.ideal_cycle_s
-        powered = state in (MachineState.STANDBY, MachineState.IDLE, MachineState.BUSY)
-        if powered:
+        if state is MachineState.STANDBY or state is MachineState.IDLE or state is BUSY:
             probability = 1.0 - math.exp(-machine.hazard_per_h * hours)
             if self.rng.random() < probability:
                 self._fail(machine, interval)
@@ -340,7 +345,7 @@ class ProductionLine:
             self.buffers[station] -= 1
 
     def _pass_downstream(self, station: int, now: float, interval: IntervalSums) -> bool:
-        if station == len(self.scenario.stations) - 1:
+        if station == self._last_station:
             interval.good += 1
             self.delivered += 1
             self.work_in_progress -= 1
@@ -354,7 +359,7 @@ class ProductionLine:
         self.buffers[station + 1] += 1
         return True
 
-    def _machine_tick(self, k: int, staffed: bool, interval: IntervalSums) -> None:
+    def _machine_tick(self, k: int, now: float, staffed: bool, interval: IntervalSums) -> None:
         machine, station = self.machines[k], self.station_of[k]
         reliability = self.scenario.reliability
         dt = self.tick_s
@@ -383,7 +388,7 @@ class ProductionLine:
                         machine.state = MachineState.IDLE
                         return
                     machine.holding = True
-            if machine.holding and self._pass_downstream(station, self.time_s, interval):
+            if machine.holding and self._pass_downstream(station, now, interval):
                 machine.holding = False
                 machine.progress = 0.0
                 machine.state = MachineState.IDLE

@@ -19,7 +19,8 @@ from envs.line import ProductionLine, Randomization
 from envs.machines import MachineState
 from envs.scenario import Scenario, load_scenario
 
-MACHINE_FEATURES = 5 + len(MachineState)
+_STATES = len(MachineState)
+MACHINE_FEATURES = 5 + _STATES
 LINE_FEATURES = 7
 
 
@@ -152,6 +153,7 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
         size = MACHINE_FEATURES * machines + 2 * stations + LINE_FEATURES
         self.observation_space = spaces.Box(-1.0, 10.0, (size,), np.float32)
         self.machine_names = [m.name for m in self.line.machines]
+        self._speed_bounds = np.array([m.speed_range for m in self.line.machines]).T
         self.machine_kinds = [m.kind for m in self.line.machines]
         self._steps = 0
         self._needs_reset = True
@@ -184,14 +186,9 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
                 )
             values = np.clip(values, -1.0, 1.0)
         triples = values.reshape(-1, 3)
-        speed = np.array(
-            [
-                1.0 + a * ((high - 1.0) if a >= 0 else (1.0 - low))
-                for a, (low, high) in zip(
-                    triples[:, 0], (m.speed_range for m in self.line.machines), strict=True
-                )
-            ]
-        )
+        low, high = self._speed_bounds
+        requested = triples[:, 0]
+        speed = 1.0 + requested * np.where(requested >= 0, high - 1.0, 1.0 - low)
         wear = np.array([machine.wear_ratio for machine in self.line.machines])
         maintenance = (triples[:, 1] > -1.0) & (wear >= 1.0 - triples[:, 1])
         return speed, maintenance, triples[:, 2] > 0.0
@@ -200,38 +197,34 @@ class ProductionLineEnv(gym.Env[np.ndarray, np.ndarray]):
         """The observation of the line's current state (layout in the class docstring); the edge
         bridge reads it from its synchronised twin."""
         line = self.line
-        parts: list[np.ndarray | list[float]] = []
+        values: list[float] = []
         for machine in line.machines:
-            state = np.zeros(len(MachineState))
+            state = [0.0] * _STATES
             state[int(machine.state)] = 1.0
-            parts.append(
-                [
-                    machine.temperature / 100.0,
-                    machine.wear_ratio,
-                    machine.vibration / 5.0,
-                    machine.hazard_per_h * 10.0,
-                    machine.hours_since_maintenance / 10.0,
-                ]
+            values += (
+                machine.temperature / 100.0,
+                machine.wear_ratio,
+                machine.vibration / 5.0,
+                machine.hazard_per_h * 10.0,
+                machine.hours_since_maintenance / 10.0,
             )
-            parts.append(state)
+            values += state
         for index, station in enumerate(self.scenario.stations):
             conveyor = line.conveyors[index]
             fill = conveyor.fill if conveyor is not None else 0.0
-            parts.append([line.buffers[index] / station.buffer_capacity, fill])
+            values += (line.buffers[index] / station.buffer_capacity, fill)
         weekday, hour, staffed = line.calendar()
         angle = 2.0 * math.pi * hour / 24.0
-        parts.append(
-            [
-                line.open_orders / 100.0,
-                math.sin(angle),
-                math.cos(angle),
-                weekday / 6.0,
-                float(staffed),
-                self.scenario.tariff.price(weekday, hour) / 0.3,
-                line.last_power_kw / self.scenario.contracted_peak_kw,
-            ]
+        values += (
+            line.open_orders / 100.0,
+            math.sin(angle),
+            math.cos(angle),
+            weekday / 6.0,
+            float(staffed),
+            self.scenario.tariff.price(weekday, hour) / 0.3,
+            line.last_power_kw / self.scenario.contracted_peak_kw,
         )
-        observation = np.concatenate([np.asarray(p, dtype=np.float64) for p in parts])
+        observation = np.array(values, dtype=np.float64)
         return np.clip(observation, -1.0, 10.0).astype(np.float32)
 
     # -- gymnasium API ----------------------------------------------------------------------

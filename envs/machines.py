@@ -46,6 +46,7 @@ FMU_MODE = {
 }
 """FMU operating mode per machine state: a machine that is failed, in repair or in maintenance
 is powered down."""
+_FMU_MODE_NUMBER = {state: int(mode) for state, mode in FMU_MODE.items()}
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,16 @@ class Machine:
             if optional:
                 outputs.append(optional)
         self._io = unit.real_io([eq.speed_input], outputs)
+        self._mode_input = unit.scalar_input("mode")
+        self._edge_input = unit.scalar_input(eq.reset_wear_input)
         self._index = {name: i for i, name in enumerate(outputs)}
+        index = self._index
+        self._i_energy, self._i_hazard = index["energy"], index["hazard_rate"]
+        self._i_cycle = index["cycle_time"]
+        self._i_wear, self._i_temperature = index[eq.wear_output], index[eq.temperature_output]
+        self._i_defect = index.get(eq.defect_output or "")
+        self._i_vibration = index.get(eq.vibration_output or "")
+        self._i_cutting = index.get(eq.cutting_time_output or "")
         self.wear_limit = unit.get(eq.wear_limit) if eq.wear_limit else 1.0
         self.ideal_cycle_s = unit.get("cycle_time")
         self.reset_state()
@@ -139,75 +149,86 @@ class Machine:
         self._mode: int | None = None
         self._reset_edge = False
         self._edge_high = False
-        self._outputs = self._io.read()
-        self._last_energy = self.output("energy")
+        self._outputs: list[float] = self._io.read_list()
+        self._last_energy = self._outputs[self._i_energy]
 
     # -- FMU exchange -------------------------------------------------------------
     def output(self, name: str) -> float:
-        return float(self._outputs[self._index[name]])
+        """The FMU output ``name`` as read after the last tick."""
+        return self._outputs[self._index[name]]
 
     @property
     def wear_ratio(self) -> float:
-        return self.output(self.equipment.wear_output) / self.wear_limit
+        return self._outputs[self._i_wear] / self.wear_limit
 
     @property
     def temperature(self) -> float:
-        return self.output(self.equipment.temperature_output)
+        return self._outputs[self._i_temperature]
 
     @property
     def vibration(self) -> float:
-        name = self.equipment.vibration_output
-        return self.output(name) if name else 0.0
+        return 0.0 if self._i_vibration is None else self._outputs[self._i_vibration]
 
     @property
     def defect_probability(self) -> float:
-        name = self.equipment.defect_output
-        return self.output(name) if name else 0.0
+        return 0.0 if self._i_defect is None else self._outputs[self._i_defect]
 
     @property
     def hazard_per_h(self) -> float:
-        return self.output("hazard_rate")
+        return self._outputs[self._i_hazard]
 
     @property
     def cycle_time_s(self) -> float:
-        return self.output("cycle_time")
+        return self._outputs[self._i_cycle]
 
     def fmu_mode(self) -> int:
         """The FMU mode for this tick (a mill cutting a part alternates cut and handling)."""
-        if self.state is MachineState.BUSY and self.equipment.cutting_time_output:
-            cutting_share = self.output(self.equipment.cutting_time_output) / self.cycle_time_s
-            return 3 if self.progress < cutting_share else 2
-        if self.state is MachineState.BUSY and self.holding:
-            return 2
-        return int(FMU_MODE[self.state])
+        state = self.state
+        if state is MachineState.BUSY:
+            if self._i_cutting is not None:
+                outputs = self._outputs
+                cutting_share = outputs[self._i_cutting] / outputs[self._i_cycle]
+                return 3 if self.progress < cutting_share else 2
+            if self.holding:
+                return 2
+        return _FMU_MODE_NUMBER[state]
 
     def request_wear_reset(self) -> None:
         """Tool change / gripper service at the start of the next tick."""
         self._reset_edge = True
 
+    def _set_discrete_inputs(self) -> None:
+        """The FMU's mode for the coming tick, and the wear-reset edge."""
+        mode = self.fmu_mode()
+        if mode != self._mode:
+            self._mode_input.write_checked(mode)
+            self._mode = mode
+        if self._edge_high:  # lower the input first, so that the next request is an edge again
+            self._edge_input.write_checked(False)
+            self._edge_high = False
+        elif self._reset_edge:
+            self._edge_input.write_checked(True)
+            self._edge_high = True
+            self._reset_edge = False
+
     def push_inputs(self, speed_factor: float) -> np.ndarray:
         """Inputs for the coming tick; returns the Real input vector for RealIO."""
         self.speed_factor = speed_factor
-        mode = self.fmu_mode()
-        if mode != self._mode:
-            self.unit.set("mode", mode)
-            self._mode = mode
-        edge_name = self.equipment.reset_wear_input
-        if self._edge_high:  # lower the input first, so that the next request is an edge again
-            self.unit.set(edge_name, False)
-            self._edge_high = False
-        elif self._reset_edge:
-            self.unit.set(edge_name, True)
-            self._edge_high = True
-            self._reset_edge = False
+        self._set_discrete_inputs()
         return np.array([self.nominal_speed * speed_factor])
 
     def write_speed(self, speed: np.ndarray) -> None:
         self._io.write_checked(speed)
 
+    def send_inputs(self) -> None:
+        """``write_speed(push_inputs(speed_factor))`` for the current ``speed_factor``, without
+        the intermediate array (the line's per-tick path)."""
+        self._set_discrete_inputs()
+        self._io.write_scalar_checked(self.nominal_speed * self.speed_factor)
+
     def pull_outputs(self) -> float:
         """Read the outputs after a tick; returns the energy of the tick, kWh."""
-        self._outputs = self._io.read()
-        energy = self.output("energy")
+        outputs = self._outputs = self._io.read_list()
+        energy = outputs[self._i_energy]
         delta, self._last_energy = energy - self._last_energy, energy
         return delta

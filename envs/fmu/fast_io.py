@@ -9,6 +9,11 @@ and knows FMI calling conventions beyond FMPy's public API:
 - :class:`FastCalls`: set/get Float64, doStep (with the FMU's request to stop), set state.
 - :class:`RealIO`: a pre-bound exchange of a vector of Real inputs and outputs (scalars and
   FMI 3 arrays, flattened in order) with one C call each way.
+- :class:`ScalarInput`: one FMI 2 Integer or Boolean input (a mode, a reset edge) set with one
+  C call.
+
+The C calls' arguments are bound once per FMU instance (a reset that re-instantiates the FMU
+makes a new :class:`FastCalls`, and every pre-bound exchange re-binds to it on its next call).
 
 It does not import :mod:`envs.fmu.unit`; it talks to a unit through :class:`UnitLike`.
 """
@@ -94,7 +99,8 @@ def _raw(function: Any, restype: Any, *argtypes: Any) -> Callable[..., Any]:
 
 
 class FastCalls:
-    """Direct C calls for the per-step hot path (set/get Float64, doStep, set state)."""
+    """Direct C calls for the per-step hot path (set/get Float64, doStep, set state; FMI 2 also
+    set Integer/Boolean)."""
 
     def __init__(self, fmu: Any, fmi3: bool) -> None:
         functions = fmu._functions  # FMPy's bound C functions (fmpy >=0.3.27 <0.4)
@@ -102,6 +108,8 @@ class FastCalls:
         self.component = fmu.component
         c_int, size = ctypes.c_int, ctypes.c_size_t
         self.do_step_c: Callable[..., int] | None = None
+        self.set_integer: Callable[..., int] | None = None  # FMI 2 only (ScalarInput)
+        self.set_boolean: Callable[..., int] | None = None
         if fmi3:
             self.set_real = _raw(functions["fmi3SetFloat64"], c_int, _P, _P, size, _P, size)
             self.get_real = _raw(functions["fmi3GetFloat64"], c_int, _P, _P, size, _P, size)
@@ -121,6 +129,8 @@ class FastCalls:
             self.set_real = _raw(functions["fmi2SetReal"], c_int, _P, _P, size, _P)
             self.get_real = _raw(functions["fmi2GetReal"], c_int, _P, _P, size, _P)
             self.set_state = _raw(functions["fmi2SetFMUstate"], c_int, _P, _P)
+            self.set_integer = _raw(functions["fmi2SetInteger"], c_int, _P, _P, size, _P)
+            self.set_boolean = _raw(functions["fmi2SetBoolean"], c_int, _P, _P, size, _P)
             step = functions.get("fmi2DoStep")
             if step is not None:
                 self.do_step_c = _raw(step, c_int, _P, ctypes.c_double, ctypes.c_double, c_int)
@@ -241,11 +251,19 @@ class RealIO:
         self.output_sizes = [v.size for v in out_vars]
         self._in_vr = (ctypes.c_uint32 * len(inputs))(*[v.value_reference for v in in_vars])
         self._out_vr = (ctypes.c_uint32 * len(outputs))(*[v.value_reference for v in out_vars])
-        self._in = np.zeros(sum(self.input_sizes))
-        self._out = np.zeros(sum(self.output_sizes))
+        # ctypes buffers with numpy views of the same memory: numpy for vectors, ctypes for
+        # scalars and lists (no numpy call per element)
+        self._n_in, self._n_out = sum(self.input_sizes), sum(self.output_sizes)
+        self._in_c = (ctypes.c_double * max(1, self._n_in))()
+        self._out_c = (ctypes.c_double * max(1, self._n_out))()
+        self._in = np.ctypeslib.as_array(self._in_c)[: self._n_in]
+        self._out = np.ctypeslib.as_array(self._out_c)[: self._n_out]
         self._in_address, self._out_address = self._in.ctypes.data, self._out.ctypes.data
         self._in_vr_address = ctypes.addressof(self._in_vr)
         self._out_vr_address = ctypes.addressof(self._out_vr)
+        self._bound_to: FastCalls | None = None
+        self._set_args: tuple[Any, ...] = ()
+        self._get_args: tuple[Any, ...] = ()
         self._element_names = [
             name if size == 1 and not unit.variables[name].is_array else f"{name}[{i}]"
             for name, size in zip(self.inputs, self.input_sizes, strict=True)
@@ -282,37 +300,65 @@ class RealIO:
         variable = self.unit.variables[name]
         return values[start : start + variable.size].reshape(variable.shape)
 
-    def write_checked(self, values: np.ndarray) -> None:
+    def _bind(self) -> FastCalls:
+        """The unit's current :class:`FastCalls`, with this exchange's C arguments bound to it."""
+        fast = self.unit._fast
+        if fast is not self._bound_to:
+            n_in, n_out = len(self.inputs), len(self.outputs)
+            self._set_args = (fast.component, self._in_vr_address, n_in, self._in_address)
+            self._get_args = (fast.component, self._out_vr_address, n_out, self._out_address)
+            if fast.fmi3:  # FMI 3 also takes the number of values (arrays have several)
+                self._set_args += (self._n_in,)
+                self._get_args += (self._n_out,)
+            self._bound_to = fast
+        return fast
+
+    def write_checked(self, values: np.ndarray | Sequence[float]) -> None:
         """:meth:`write` for values the caller has already checked against the bounds."""
-        if not len(values):
+        if not self._n_in:
             return
-        unit, fast = self.unit, self.unit._fast
+        unit = self.unit
         if unit._stepper is not None:
-            unit.set({n: self._unflatten_input(values, n) for n in self.inputs})
+            unit.set({n: self._unflatten_input(np.asarray(values), n) for n in self.inputs})
             return
         self._in[:] = values
-        unit._messages.clear()
-        status = fast.reals(
-            fast.set_real, self._in_vr_address, len(self.inputs), self._in_address, len(self._in)
-        )
+        self._set()
+
+    def write_scalar_checked(self, value: float) -> None:
+        """:meth:`write_checked` for an exchange of exactly one Real input value."""
+        unit = self.unit
+        if unit._stepper is not None or self._n_in != 1:
+            self.write_checked([value])
+            return
+        self._in_c[0] = value
+        self._set()
+
+    def _set(self) -> None:
+        fast = self._bind()
+        self.unit._messages.clear()
+        status = fast.set_real(*self._set_args)
         if status:
-            fast.check(unit, "setReal", status)
+            fast.check(self.unit, "setReal", status)
+
+    def _get(self) -> None:
+        fast = self._bind()
+        status = fast.get_real(*self._get_args)
+        if status:
+            fast.check(self.unit, "getReal", status)
 
     def read(self) -> np.ndarray:
         """The outputs now (a new flat array)."""
-        if not self.outputs:
+        if not self._n_out:
             return np.zeros(0)
-        fast = self.unit._fast
-        status = fast.reals(
-            fast.get_real,
-            self._out_vr_address,
-            len(self.outputs),
-            self._out_address,
-            len(self._out),
-        )
-        if status:
-            fast.check(self.unit, "getReal", status)
+        self._get()
         return self._out.copy()
+
+    def read_list(self) -> list[float]:
+        """The outputs now, as a new list of Python floats (the same values as :meth:`read`)."""
+        if not self._n_out:
+            return []
+        self._get()
+        return self._out_c[: self._n_out]
 
     def exchange(
         self, values: np.ndarray, dt: float, time: float | None = None, *, checked: bool = False
@@ -329,6 +375,55 @@ class RealIO:
             self.write(values)
         self.unit.step(dt, time=time)
         return self.read()
+
+
+class ScalarInput:
+    """Sets one scalar Integer, Enumeration or Boolean input with one C call (FMI 2
+    co-simulation); for other FMUs (FMI 3, model exchange) it goes through ``unit.set``, which
+    does the same more slowly."""
+
+    def __init__(self, unit: UnitLike, name: str) -> None:
+        variable = unit.variable(name)
+        if variable.is_array or variable.kind not in ("Integer", "Boolean"):
+            raise FmuVariableError(
+                f"'{name}' is {variable.type}{' array' if variable.is_array else ''}; "
+                "ScalarInput sets scalar Integer, Enumeration and Boolean variables only"
+            )
+        if variable.causality not in ("input", "parameter"):
+            raise FmuVariableError(
+                f"'{name}' has causality {variable.causality}; only inputs and parameters can "
+                "be set"
+            )
+        self.unit, self.name, self.variable = unit, name, variable
+        self._boolean = variable.kind == "Boolean"
+        self._vr = (ctypes.c_uint32 * 1)(variable.value_reference)
+        self._value = (ctypes.c_int * 1)()  # fmi2Integer and fmi2Boolean are C ints
+        self._bound_to: FastCalls | None = None
+        self._args: tuple[Any, ...] = ()
+
+    def write(self, value: Value) -> None:
+        """Set the input; a value outside the variable's range raises FmuVariableError."""
+        self.variable.check(value)
+        self.write_checked(value)
+
+    def write_checked(self, value: Value) -> None:
+        """:meth:`write` for a value the caller has already checked."""
+        unit = self.unit
+        fast = unit._fast
+        if fast is not self._bound_to:
+            vr, value_address = ctypes.addressof(self._vr), ctypes.addressof(self._value)
+            self._args = (fast.component, vr, 1, value_address)
+            self._bound_to = fast
+        if fast.fmi3 or unit._stepper is not None:
+            unit.set(self.name, value)
+            return
+        self._value[0] = (1 if value else 0) if self._boolean else int(value)
+        unit._messages.clear()
+        setter = fast.set_boolean if self._boolean else fast.set_integer
+        assert setter is not None  # bound for every FMI 2 FMU
+        status = setter(*self._args)
+        if status:
+            fast.check(unit, "setBoolean" if self._boolean else "setInteger", status)
 
 
 def _bound(value: float | None, default: float) -> float:

@@ -48,7 +48,7 @@ from envs.fmu.errors import (
     FmuVariableError,
     StopRequest,
 )
-from envs.fmu.fast_io import FastCalls, RealIO, flatten, fmpy_type, status_name
+from envs.fmu.fast_io import FastCalls, RealIO, ScalarInput, flatten, fmpy_type, status_name
 from envs.fmu.model_exchange import ModelExchangeStepper, TerminationRequested
 from envs.fmu.states import RESET_RUNGS, Snapshot
 from envs.fmu.variables import Value, Variable, read_variables
@@ -394,3 +394,8 @@ class FmuUnit:
         """A pre-bound exchange of Real inputs and outputs for tight loops (envs, benchmarks);
         array variables take their elements in row-major order."""
         return RealIO(self, inputs, outputs)
+
+    def scalar_input(self, name: str) -> ScalarInput:
+        """A pre-bound setter of one Integer, Enumeration or Boolean input for tight loops
+        (``write`` checks the value, ``write_checked`` trusts the caller)."""
+        return ScalarInput(self, name)

@@ -31,3 +31,67 @@ def test_seven_machines_is_the_shipped_line():
 def test_a_bad_machine_count_says_what_is_allowed(machines):
     with pytest.raises(ValueError, match="machines must be a whole number >= 3"):
         scaled_scenario(machines)
+
+
+# -- the line's hot path: the same numbers as before it was made faster --------------------------
+
+
+def test_a_seeded_episode_gives_the_kpis_of_the_line_before_the_hot_path_work():
+    """Golden values from the code before the hot-path changes (commit ba7e485): random actions
+    (speeds, maintenance thresholds, standby) on a randomised line, through the first shift's
+    start. Any change to the simulation's arithmetic or random draws shows here."""
+    import hashlib
+
+    import numpy as np
+
+    from envs.line_env import ProductionLineEnv
+
+    env = ProductionLineEnv(scaled_scenario(7), randomization={"initial_wear": (0.5, 0.9)})
+    try:
+        rng = np.random.default_rng(5)
+        observation, _ = env.reset(seed=3)
+        digest = hashlib.sha256(observation.tobytes())
+        reward = 0.0
+        for _ in range(110):
+            observation, step_reward, *_, info = env.step(
+                rng.uniform(-1, 1, env.action_space.shape)
+            )
+            digest.update(observation.tobytes())
+            reward += step_reward
+    finally:
+        env.close()
+    kpis = info["kpi_total"]
+    assert digest.hexdigest()[:16] == "11afb66897cd296a"
+    assert reward == -131.0314011711585
+    assert kpis["cost"] == 13099.379940282943
+    assert kpis["energy_kwh"] == 75.20353665800822
+    assert (kpis["good_parts"], kpis["scrap_parts"]) == (48, 2)
+
+
+def test_pre_bound_scalar_inputs_and_list_reads_match_the_checked_api():
+    import fmus
+    from envs.fmu import FmuUnit
+    from envs.fmu.errors import FmuVariableError
+
+    with FmuUnit(fmus.path("CncMill")) as unit:
+        mode = unit.scalar_input("mode")
+        mode.write(0)
+        assert unit.get("mode") == 0
+        mode.write_checked(3)
+        assert unit.get("mode") == 3
+        edge = unit.scalar_input("tool_change")
+        edge.write(True)
+        assert unit.get("tool_change") is True
+        with pytest.raises(FmuVariableError, match="mode"):
+            mode.write(7)  # outside 0..3: refused, nothing set
+        assert unit.get("mode") == 3
+        with pytest.raises(FmuVariableError, match="ScalarInput sets scalar Integer"):
+            unit.scalar_input("spindle_speed")
+        with pytest.raises(FmuVariableError, match="causality local"):
+            unit.scalar_input("previous_tool_change")
+        io = unit.real_io(["spindle_speed"], ["power", "energy", "tool_wear"])
+        io.write_scalar_checked(2500.0)
+        assert unit.get("spindle_speed") == 2500.0
+        unit.step(30.0)
+        assert io.read_list() == io.read().tolist()
+        assert all(type(value) is float for value in io.read_list())
