@@ -8,6 +8,8 @@ name               what runs                                                    
 ``nsga3``          pymoo NSGA-III, Das–Dennis reference directions (≤ pop_size)         pop_size
 ``moead``          pymoo MOEA/D (PBI for 3 objectives); it has no constraint handling,  1
                    so the factory's G enters as a penalty on every objective
+``nsga2_screened``  NSGA-II whose 5 × pop_size offspring an RBF surrogate screens down  pop_size
+                   to the pop_size simulated (:mod:`optimizers.screening`)
 ``random``         uniform random search in the bounds                                 pop_size
 ``weighted_sum``   Z = w·F + penalty·violation with SciPy's differential evolution     pop_size
                    (:mod:`optimizers.weighted_sum`)
@@ -29,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizers import optuna_mo, weighted_sum
+from optimizers import optuna_mo, screening, weighted_sum
 from optimizers.population import (
     BudgetedEvaluator,
     SearchSpace,
@@ -116,6 +118,16 @@ def _nsga2(
 
     sampling = initial_population(problem, pop_size, seed, initial)
     _run_pymoo(NSGA2(pop_size=pop_size, sampling=sampling), problem, evaluator, seed)
+
+
+def _nsga2_screened(
+    problem: SearchSpace,
+    evaluator: BudgetedEvaluator,
+    seed: int,
+    pop_size: int,
+    initial: np.ndarray | None,
+) -> None:
+    screening.run_screened_nsga2(problem, evaluator, seed, pop_size, initial)
 
 
 def _nsga3(
@@ -217,6 +229,12 @@ REGISTRY: dict[str, AlgorithmInfo] = {
     info.name: info
     for info in (
         AlgorithmInfo("nsga2", _nsga2, _whole_population, "pymoo NSGA-II (the default)"),
+        AlgorithmInfo(
+            "nsga2_screened",
+            _nsga2_screened,
+            _whole_population,
+            "NSGA-II, offspring screened by an RBF surrogate",
+        ),
         AlgorithmInfo("nsga3", _nsga3, _nsga3_min, "pymoo NSGA-III, Das-Dennis directions"),
         AlgorithmInfo("moead", _moead, _moead_min, "pymoo MOEA/D, constraints as a penalty"),
         AlgorithmInfo("random", _random, _any, "uniform random search in the bounds"),
