@@ -37,6 +37,21 @@ def test_ladder_scenario_loads_and_simulates_an_hour_with_sane_kpis(name, machin
     assert kpis["peak_kw"] < scenario.objective.peak_max_kw  # nominal speed fits the contract
 
 
+@pytest.mark.parametrize("name", ["small_line", "large_line"])
+def test_ladder_scenarios_have_the_shape_of_the_scaling_study(name):
+    from envs.scaling import scaled_scenario
+
+    shipped = load_scenario(name)
+    scaled = scaled_scenario(shipped.machine_count)
+    assert [(s.name, s.machines) for s in shipped.stations] == [
+        (s.name, s.machines) for s in scaled.stations
+    ]
+    assert shipped.demand.orders_per_hour == pytest.approx(scaled.demand.orders_per_hour, 0.01)
+    assert shipped.objective.throughput_min_per_h == pytest.approx(
+        scaled.objective.throughput_min_per_h, 0.01
+    )
+
+
 def test_heuristic_plans_are_the_shipped_rules_for_any_granularity(tiny_problem):
     for granularity in ("machine", "station"):
         problem = FactoryProblem(ProblemConfig(horizon_h=1.0, granularity=granularity))
