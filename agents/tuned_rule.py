@@ -86,13 +86,13 @@ class RuleSettings:
     tariff_speed_low: float = setting(
         1.0, low=0.5, high=1.5, doc="speed multiplier at the tariff's lowest price"
     )
-    speed: dict[str, float] = setting(
+    speed: dict[str, float] = setting(  # noqa: RUF009 - a field with a default_factory
         {}, doc="speed factor per station name (default 1), within the station's speed_range"
     )
-    wear_threshold: dict[str, float] = setting(
+    wear_threshold: dict[str, float] = setting(  # noqa: RUF009 - a field with a default_factory
         {}, doc="maintenance at this wear / wear limit, per equipment kind (default 0.85)"
     )
-    standby_timeout_min: dict[str, float] = setting(
+    standby_timeout_min: dict[str, float] = setting(  # noqa: RUF009 - a field with a default_factory
         {}, doc="minutes without work before standby, per equipment kind (default 0)"
     )
 

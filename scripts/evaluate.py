@@ -1,14 +1,19 @@
-"""Evaluate heuristics and saved policies on a production-line env over held-out seeds.
+"""Evaluate heuristics, tuned rules, optimiser plans and saved policies on a production-line env
+over held-out seeds.
 
 Prints a KPI table (C, E, D, T, R, OEE, the weighted objective Z and constraint violations) as
 IQM with a 95 % bootstrap interval (or mean with a t interval), the change of each KPI against
 ``naive`` the way the digital-twin literature reports it, and the paired comparison of Z against
-the best heuristic (or ``--reference``) seed by seed: mean difference with a 95 % t interval and
-the episodes won. The work is :func:`agents.report.evaluation_report`.
+the best baseline (heuristics, tuned rules and plans; or ``--reference``) seed by seed: mean
+difference with a 95 % t interval and the episodes won; then each learned policy's change of Z
+against that baseline and whether it meets the 10 % goal. The work is
+:func:`agents.report.evaluation_report`.
 
     python scripts/evaluate.py                                  # the three heuristics, 10 seeds
     python scripts/evaluate.py --policies naive runs/ppo/model.zip --plots runs/eval
     python scripts/evaluate.py --horizon-h 24 --seeds 3 --statistic mean --json runs/eval.json
+    python scripts/evaluate.py --policies condition_based configs/tuned_rule.toml \
+        runs/optimize/pareto.json#weights runs/ppo_production_line/model.zip
 """
 
 from __future__ import annotations
@@ -44,10 +49,12 @@ OPTIONS = {
 def build_parser() -> argparse.ArgumentParser:
     defaults = EvaluateConfig()
     parser = argparse.ArgumentParser(
-        description="Evaluate heuristics and saved PPO policies on a twinfactory production-line "
-        "env over held-out seeds: KPI table with confidence intervals, change against naive, "
-        "paired comparison of Z against the best heuristic, optional JSON and plots. Options "
-        "override the --config file, which overrides the defaults.",
+        description="Evaluate heuristics, tuned rules, optimiser plans and saved PPO policies on "
+        "a twinfactory production-line env over the same held-out seeds: KPI table with "
+        "confidence intervals, change against naive, paired comparison of Z against the best "
+        "baseline (heuristics, tuned rules, plans), the learned policies' change of Z against "
+        "it, optional JSON and plots. Options override the --config file, which overrides the "
+        "defaults.",
     )
     parser.add_argument(
         "--config", type=Path, default=None, help="TOML file with EvaluateConfig fields"
@@ -63,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--policies",
         nargs="+",
-        help="heuristic names (naive, fixed_interval, condition_based) and/or paths of saved "
-        "PPO models (.zip) or exported policies (.npz) (default: the three heuristics)",
+        help="heuristic names (naive, fixed_interval, condition_based), tuned-rule settings "
+        "(.toml, e.g. configs/tuned_rule.toml), optimiser plans (PARETO.json[#INDEX|#knee|"
+        "#weights], default the knee), saved PPO models (.zip) or exported policies (.npz) "
+        "(default: the three heuristics)",
     )
     parser.add_argument(
         "--seeds", type=int, help=f"number of held-out evaluation seeds (default {defaults.seeds})"
@@ -83,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--reference",
-        help="policy the others are paired against, seed by seed (default: the heuristic with "
-        "the lowest mean Z)",
+        help="label of the policy the others are paired against, seed by seed (default: the "
+        "baseline — heuristic, tuned rule or plan — with the lowest mean Z)",
     )
     parser.add_argument("--json", help="write per-seed KPIs and the summary to this file")
     parser.add_argument("--plots", help="write kpis.png and trajectories.png into this folder")

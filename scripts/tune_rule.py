@@ -88,6 +88,9 @@ def parse_args(argv: list[str] | None = None) -> TuneRuleConfig:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # one progress line per trial instead
     started = time.perf_counter()
 
     def progress(number: int, score: float, best: float) -> None:

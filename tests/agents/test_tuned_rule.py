@@ -11,8 +11,8 @@ from agents.evaluation import load_policy
 from agents.heuristics import make_heuristic
 from agents.tuned_rule import (
     RuleSettings,
-    TuneRuleConfig,
     TunedRulePolicy,
+    TuneRuleConfig,
     load_rule,
     save_rule,
     tune_rule,
