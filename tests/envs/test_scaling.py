@@ -3,6 +3,7 @@ and envs.profiling's cost-of-a-step figures on a tiny line."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from envs.scaling import MAX_PER_STATION, scaled_scenario
@@ -95,3 +96,61 @@ def test_pre_bound_scalar_inputs_and_list_reads_match_the_checked_api():
         unit.step(30.0)
         assert io.read_list() == io.read().tolist()
         assert all(type(value) is float for value in io.read_list())
+
+
+# -- envs.profiling and scripts/bench_scaling.py ------------------------------------------------
+
+
+def _line_env(machines: int = 7):
+    from envs.line_env import ProductionLineEnv
+
+    return ProductionLineEnv(scaled_scenario(machines), horizon_h=2.0)
+
+
+def test_a_step_profile_splits_the_step_and_leaves_the_env_as_it_was():
+    from envs.profiling import PARTS, profile_steps
+
+    env = _line_env()
+    nominal = np.zeros(env.action_space.shape, dtype=np.float32)
+    try:
+        profile = profile_steps(env, lambda _: nominal, 4, seed=1, skip=2)
+        assert set(profile.parts_s) == set(PARTS)
+        assert all(seconds >= 0 for seconds in profile.parts_s.values())
+        assert profile.parts_s["fmu_calls"] > 0
+        # 10 ticks of 9 units (7 machines, 2 conveyors): at least a doStep, a set and a get each
+        assert profile.fmu_calls_per_step >= 10 * 9 * 3
+        assert sum(profile.parts_s.values()) <= profile.instrumented_step_s
+        assert abs(sum(profile.shares.values()) - 1) < 1e-9
+        assert "advance" not in vars(env.line) and "step" not in vars(env.line.system)
+        assert all("send_inputs" not in vars(m) for m in env.line.machines)
+        fast = env.line.machines[0].unit._fast
+        assert type(fast.do_step_c).__name__ != "function"  # the ctypes prototype is back
+        with pytest.raises(ValueError, match="must fit in one episode"):
+            profile_steps(env, lambda _: nominal, 20, skip=5)  # 2 h = 24 steps
+    finally:
+        env.close()
+
+
+def test_bench_scaling_refuses_bad_arguments(capsys):
+    from scripts import bench_scaling
+
+    assert bench_scaling.main(["--machines", "2"]) == 2
+    assert "--machines must be" in capsys.readouterr().err
+    assert bench_scaling.main(["--steps", "2000", "--skip", "72"]) == 2
+    assert "fit in one week" in capsys.readouterr().err
+
+
+def test_bench_scaling_prints_the_table_and_writes_json_and_png(tmp_path, capsys):
+    import json
+
+    from scripts import bench_scaling
+
+    argv = ["--machines", "3", "--steps", "2", "--skip", "0", "--evaluations", "1"]
+    argv += ["--eval-horizon-h", "0.2", "--in-process", "--out", str(tmp_path)]
+    assert bench_scaling.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "FMU calls (C)" in printed and "evals/s" in printed
+    result = json.loads((tmp_path / "scaling.json").read_text())["results"][0]
+    assert result["machines"] == 3 and result["evaluations_per_s"] > 0
+    assert set(result["profile"]["shares"]) == {"fmu_calls", "fmu_layer", "discrete_event", "env"}
+    assert (tmp_path / "scaling.png").stat().st_size > 1000
