@@ -218,7 +218,7 @@ def run_benchmark(
         from optimizers.benchmark_plans import compare_chosen_plans
 
         report["held_out"] = compare_chosen_plans(
-            {n: problems[n] for n in problems if n in factory},
+            {n: p for n, p in problems.items() if isinstance(p, FactoryProblem)},
             runs,
             final_hv,
             config,
