@@ -63,9 +63,7 @@ def ray_available() -> bool:
     return importlib.util.find_spec("ray") is not None
 
 
-def fused_run_config(
-    overrides: Mapping[str, Any], app_dir: str | Path = APP_DIR
-) -> dict[str, Any]:
+def fused_run_config(overrides: Mapping[str, Any], app_dir: str | Path = APP_DIR) -> dict[str, Any]:
     """``[tool.flwr.app.config]`` of ``app_dir``'s pyproject.toml with ``overrides``, as
     ``flwr run --run-config`` fuses them; ValueError naming a key that is not in it."""
     from flwr.common.config import get_fused_config_from_dir
@@ -73,7 +71,9 @@ def fused_run_config(
     try:
         return dict(get_fused_config_from_dir(Path(app_dir), dict(overrides)))
     except ValueError as error:
-        raise ValueError(f"run config: {error} ([tool.flwr.app.config] of pyproject.toml)") from None
+        raise ValueError(
+            f"run config: {error} ([tool.flwr.app.config] of pyproject.toml)"
+        ) from None
 
 
 def simulation_client_app(profiles: Sequence[str]) -> Any:
@@ -103,7 +103,7 @@ def _poll(on_poll: Callable[[], None], stop: threading.Event, every_s: float) ->
     while not stop.wait(every_s):
         try:
             on_poll()
-        except Exception:  # noqa: BLE001 - a progress display must not end the run
+        except Exception:
             pass
 
 
@@ -183,7 +183,7 @@ def simulate(
             client_app=simulation_client_app(profiles),
             server_app=server_app,
             backend_name="ray",
-            backend_config=backend_config,  # type: ignore[arg-type]
+            backend_config=backend_config,
             server_app_context=context,
             app_dir=str(APP_DIR),
             is_app=True,

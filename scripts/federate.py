@@ -4,6 +4,7 @@
     python scripts/federate.py deploy-local --nodes node-1 node-2 node-3 node-4 --rounds 10
     python scripts/federate.py deploy-local --nodes node-1 node-2 --rounds 2 --local-steps 256 \\
         --set horizon-h=24 --out runs/federation/quick
+    python scripts/federate.py simulate --nodes node-1 node-2 --rounds 2 --local-steps 256
     python scripts/federate.py export --out runs/federation/quick --to runs/policy.npz
 
 ``deploy-local`` starts a SuperLink and one SuperNode per node profile on this machine as
@@ -14,10 +15,13 @@ the end (or on Ctrl-C; start it again with the same ``--out`` to resume after th
 checkpointed round). Across machines, start the same daemons by hand (README, "Federated
 training"); ``certs`` writes the CA, the SuperLink certificate and the node keys for that.
 
-``simulate`` (Flower's simulation engine) is not offered: it needs ``ray``, which is not a
-dependency of twinfactory (``pip install "flwr[simulation]"`` adds it; then ``flwr run .`` with
-a local simulation connection works with this app unchanged). ``deploy-local`` runs the same
-app without ray, in real processes.
+``simulate`` runs the same app through Flower's simulation engine on this machine: the
+SuperNodes are simulated by Ray actors (one CPU and one torch thread per ClientApp), node ``i``
+gets profile ``--nodes[i]``; progress, outputs and resuming as for ``deploy-local``. It needs
+ray: ``pip install -e ".[simulation]"``.
+
+    python scripts/federate.py simulate --nodes node-1 node-2 node-3 node-4 --rounds 10 \\
+        --local-steps 1024 --out runs/federation/sim
 
 Exit status: 0 done; 2 bad command line, profile or run configuration; 1 the run failed.
 """
@@ -39,6 +43,7 @@ if str(REPO) not in sys.path:
 from federation.app_config import RUN_CONFIG_DEFAULTS, AppConfig, RunConfigError  # noqa: E402
 from federation.certificates import DEFAULT_HOSTS, generate_credentials  # noqa: E402
 from federation.deployment import DeploymentError, LocalDeployment, NodeSpec  # noqa: E402
+from federation.simulation import SIMULATION_INSTALL, ray_available  # noqa: E402
 
 BAD_INPUT = 2
 
@@ -127,19 +132,28 @@ def cmd_certs(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_deploy_local(args: argparse.Namespace) -> int:
+def _checked_run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The run configuration of ``args``, the node profiles loaded (a bad one fails here,
+    naming file, key and range); ValueError / FileNotFoundError on bad input."""
     from federation.profiles import load_node_profile
 
+    if len(set(args.nodes)) != len(args.nodes):
+        raise ValueError(f"--nodes repeats a node: {' '.join(args.nodes)}")
+    for name in args.nodes:
+        load_node_profile(name)
+    run_config = _run_config(args)
+    held_out = str(run_config.get("held-out", RUN_CONFIG_DEFAULTS["held-out"]))
+    if held_out and held_out in args.nodes:
+        raise ValueError(
+            f"{held_out!r} is the held-out node (never trains); leave it out of --nodes "
+            "or pass --held-out ''"
+        )
+    return run_config
+
+
+def cmd_deploy_local(args: argparse.Namespace) -> int:
     try:
-        for name in args.nodes:
-            load_node_profile(name)  # a bad profile fails here, naming file, key and range
-        run_config = _run_config(args)
-        held_out = str(run_config.get("held-out", RUN_CONFIG_DEFAULTS["held-out"]))
-        if held_out and held_out in args.nodes:
-            raise ValueError(
-                f"{held_out!r} is the held-out node (never trains); leave it out of --nodes "
-                "or pass --held-out ''"
-            )
+        run_config = _checked_run_config(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
@@ -163,6 +177,46 @@ def cmd_deploy_local(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"done in {time.monotonic() - progress.started:.0f} s; policy: {out / 'policy.npz'}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from federation.simulation import SimulationUnavailable, simulate
+
+    if not ray_available():
+        print(
+            "error: simulate needs Flower's simulation engine (ray), which is not installed: "
+            f"{SIMULATION_INSTALL} — or run the same app in processes with deploy-local",
+            file=sys.stderr,
+        )
+        return BAD_INPUT
+    if args.num_cpus is not None and args.num_cpus < 1:
+        print(f"error: --num-cpus must be >= 1, got {args.num_cpus}", file=sys.stderr)
+        return BAD_INPUT
+    try:
+        run_config = _checked_run_config(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return BAD_INPUT
+    out = Path(args.out).resolve()
+    rounds = int(run_config.get("num-rounds", RUN_CONFIG_DEFAULTS["num-rounds"]))
+    progress = Progress(out, rounds)
+    print(f"simulating {len(args.nodes)} SuperNodes with Flower's simulation engine (Ray) ...")
+    try:
+        summary = simulate(
+            args.nodes, run_config, num_cpus=args.num_cpus, on_poll=lambda: progress(None)
+        )
+    except (SimulationUnavailable, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return BAD_INPUT
+    except RuntimeError as error:
+        print(f"error: the simulation failed: {error}", file=sys.stderr)
+        return 1
+    progress(None)
+    print(
+        f"done in {summary['simulation_wall_s']:.0f} s ({summary['rounds']} rounds); "
+        f"policy: {summary['policy']}"
+    )
     return 0
 
 
@@ -214,13 +268,39 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The options deploy-local and simulate share: nodes and run configuration."""
+    parser.add_argument(
+        "--nodes",
+        nargs="+",
+        default=["node-1", "node-2", "node-3", "node-4"],
+        help="node profiles (configs/federation/ names or TOML paths), one SuperNode each",
+    )
+    parser.add_argument("--rounds", type=int, help="num-rounds")
+    parser.add_argument("--strategy", help="fedavg, fedprox, fedavgm, fedadam, fedmedian, ...")
+    parser.add_argument("--local-steps", type=int, help="PPO env steps per node per round")
+    parser.add_argument("--min-nodes", type=int, help="minimum nodes per round")
+    parser.add_argument("--held-out", help="held-out profile ('' for none)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any [tool.flwr.app.config] key (repeat)",
+    )
+    parser.add_argument("--out", default="runs/federation", help="output folder (resumes there)")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    simulation_note = (
+        "simulate: Flower's simulation engine (ray is installed)."
+        if ray_available()
+        else f"simulate: needs ray, not installed here ({SIMULATION_INSTALL}); deploy-local "
+        "runs the same app in real processes."
+    )
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0]
-        + " (simulate needs ray, not installed: use deploy-local)",
+        description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="simulate: not available — Flower's simulation engine needs ray "
-        "(pip install 'flwr[simulation]'); deploy-local runs the same app in real processes.",
+        epilog=simulation_note,
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -238,24 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = sub.add_parser(
         "deploy-local", help="SuperLink + one SuperNode per profile here, then run the app"
     )
-    deploy.add_argument(
-        "--nodes",
-        nargs="+",
-        default=["node-1", "node-2", "node-3", "node-4"],
-        help="node profiles (configs/federation/ names or TOML paths)",
-    )
-    deploy.add_argument("--rounds", type=int, help="num-rounds")
-    deploy.add_argument("--strategy", help="fedavg, fedprox, fedavgm, fedadam, fedmedian, ...")
-    deploy.add_argument("--local-steps", type=int, help="PPO env steps per node per round")
-    deploy.add_argument("--min-nodes", type=int, help="minimum nodes per round")
-    deploy.add_argument("--held-out", help="held-out profile ('' for none)")
-    deploy.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="any [tool.flwr.app.config] key (repeat)",
-    )
-    deploy.add_argument("--out", default="runs/federation", help="output folder (resumes there)")
+    _add_run_options(deploy)
     deploy.add_argument("--timeout", type=float, default=24 * 3600.0, help="s for the whole run")
     deploy.add_argument(
         "--insecure",
@@ -263,6 +326,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="no TLS (to measure its cost); node authentication stays on",
     )
     deploy.set_defaults(run=cmd_deploy_local)
+
+    simulation = sub.add_parser(
+        "simulate",
+        help="the same app on Flower's simulation engine (Ray), one simulated SuperNode per "
+        "profile" + ("" if ray_available() else f" — needs {SIMULATION_INSTALL}"),
+    )
+    _add_run_options(simulation)
+    simulation.add_argument(
+        "--num-cpus",
+        type=int,
+        help="CPUs Ray may use (default all); each ClientApp takes one, so this many train "
+        "at a time",
+    )
+    simulation.set_defaults(run=cmd_simulate)
 
     profiles = sub.add_parser(
         "profiles", help="the heuristics' KPIs on each node's twin (how non-IID the nodes are)"
