@@ -17,6 +17,7 @@ from typing import Any
 
 from envs.seeding import held_out_seeds
 from federation.privacy import DP_MODES, DP_STRATEGIES
+from federation.secagg import SECAGG_STRATEGIES, SecAggSettings
 from federation.strategies import STRATEGIES
 from federation.task import LocalConfig
 
@@ -49,10 +50,16 @@ RUN_CONFIG_DEFAULTS: dict[str, str | int | float | bool] = {
     "dp-noise-multiplier": 1.0,
     "dp-clipping-norm": 1.0,
     "dp-delta": 1e-5,
+    "secagg": False,
+    "secagg-num-shares": 1.0,
+    "secagg-reconstruction-threshold": 0.67,
+    "secagg-clipping-range": 1.0,
+    "secagg-quantization-range": 67108864,
 }
 """The run configuration's keys and defaults, as in ``pyproject.toml``
 (``server-lr`` 0 = the strategy's default; ``held-out`` "" = no held-out evaluation; ``dp``
-off | server | client, :mod:`federation.privacy`)."""
+off | server | client, :mod:`federation.privacy`; ``secagg`` true: SecAgg+,
+:mod:`federation.secagg`, its ``secagg-*`` settings there)."""
 
 
 class RunConfigError(ValueError):
@@ -89,6 +96,11 @@ class AppConfig:
     dp_noise_multiplier: float = 1.0
     dp_clipping_norm: float = 1.0
     dp_delta: float = 1e-5
+    secagg: bool = False
+    secagg_num_shares: float = 1.0
+    secagg_reconstruction_threshold: float = 0.67
+    secagg_clipping_range: float = 1.0
+    secagg_quantization_range: int = 67108864
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -113,6 +125,30 @@ class AppConfig:
             ("dp-noise-multiplier", 0.0 <= self.dp_noise_multiplier < math.inf, ">= 0, finite"),
             ("dp-clipping-norm", 0.0 < self.dp_clipping_norm < math.inf, "> 0, finite"),
             ("dp-delta", 0.0 < self.dp_delta < 1.0, "in (0, 1)"),
+            (
+                "secagg",
+                not self.secagg or self.strategy.lower() in SECAGG_STRATEGIES,
+                f"false with strategy {self.strategy!r} (SecAgg+ averages: "
+                f"{', '.join(SECAGG_STRATEGIES)})",
+            ),
+            ("secagg", not self.secagg or self.dp == "off", "false with dp (not combined)"),
+            ("secagg", not self.secagg or self.min_nodes >= 2, "false with min-nodes < 2"),
+            ("secagg-num-shares", 0.0 < self.secagg_num_shares <= 1.0, "in (0, 1]"),
+            (
+                "secagg-reconstruction-threshold",
+                0.0 < self.secagg_reconstruction_threshold <= 1.0,
+                "in (0, 1]",
+            ),
+            (
+                "secagg-clipping-range",
+                0.0 < self.secagg_clipping_range < math.inf,
+                "> 0, finite",
+            ),
+            (
+                "secagg-quantization-range",
+                2 <= self.secagg_quantization_range < 2**31,
+                "in [2, 2**31)",
+            ),
         ]
         for key, ok, allowed in checks:
             if not ok:
@@ -162,6 +198,21 @@ class AppConfig:
             horizon_h=self.horizon_h,
             seed=self.seed,
             proximal_mu=proximal_mu,
+        )
+
+    def secagg_settings(self) -> SecAggSettings:
+        """The SecAgg+ settings: the ``secagg-*`` keys, ``round-timeout`` per protocol stage,
+        and as ``max_weight`` the most local steps a node reports (``local-steps`` rounded up
+        to whole rollouts)."""
+        local = self.local_config()
+        rollout = local.n_steps * local.n_envs
+        return SecAggSettings(
+            num_shares=self.secagg_num_shares,
+            reconstruction_threshold=self.secagg_reconstruction_threshold,
+            clipping_range=self.secagg_clipping_range,
+            quantization_range=self.secagg_quantization_range,
+            max_weight=float(math.ceil(local.local_steps / rollout) * rollout),
+            timeout_s=self.round_timeout,
         )
 
     def evaluation_seeds(self) -> list[int]:

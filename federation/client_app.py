@@ -21,6 +21,14 @@ message's config carries Flower's ``clipping_norm`` (sent by
 ``fixedclipping_mod``, which clips the update (new − global weights) to that L2 norm before it
 leaves the node; without it the reply is unchanged.
 
+Secure aggregation (``secagg = true``, :mod:`federation.secagg`): the SecAgg+ protocol's
+train messages (they carry Flower's ``secaggplus`` ConfigRecord) go through Flower's
+``secaggplus_mod``; in its masked-vector stage the node trains as above and contributes its
+update and statistics (:func:`federation.secagg.encode_contribution`) as a legacy ``FitRes``
+(``num_examples`` = local steps; ``node-name`` and training metrics in plaintext), which the
+mod quantises and masks before it leaves the node. A node whose update is not finite refuses
+to send it (an error reply: the protocol drops it).
+
 ``--node-config 'poison="nan"'`` (or ``"scale"``, ``"shape"``) makes the node send a broken
 update on purpose, to test the server's screening; never set it on a real node.
 """
@@ -33,15 +41,19 @@ from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.client.mod import secaggplus_mod
 from flwr.clientapp import ClientApp
 from flwr.clientapp.mod import fixedclipping_mod
+from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+from flwr.compat.common import recorddict_compat as compat
 from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from federation.app_config import AppConfig
 from federation.normalisation import NormStats
 from federation.profiles import NodeProfile, load_node_profile
+from federation.secagg import encode_contribution, is_secagg_message
 from federation.strategies import NORM_KEY, norm_from_config, norm_to_config
-from federation.task import evaluate_weights, train_locally
+from federation.task import LocalResult, evaluate_weights, train_locally
 
 __all__ = [
     "POISON_MODES",
@@ -136,19 +148,25 @@ def clip_if_requested(
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """One round of local PPO from the global weights, the update clipped when the server
-    asks for client-side DP; see the module docstring."""
+    """One round of local PPO from the global weights: through SecAgg+ when the message is
+    the protocol's, else with the update clipped when the server asks for client-side DP;
+    see the module docstring."""
+    if is_secagg_message(msg):
+        return secaggplus_mod(msg, context, _train_secure)
     return clip_if_requested(msg, context, _train)
 
 
-def _train(msg: Message, context: Context) -> Message:
+def _local_round(
+    context: Context, weights: list[np.ndarray], config: ConfigRecord
+) -> tuple[NodeProfile, LocalResult, list[np.ndarray]]:
+    """Train on the node's twin from ``weights`` with the message's ``config`` (server round,
+    FedProx's mu, global statistics), the optimiser state kept in ``context.state``; the
+    profile, the result and the weights to send (poisoned if the node config says so)."""
     profile = node_profile(context)
     settings = AppConfig.from_run_config(context.run_config)
-    config = msg.content.config_records.get("config", ConfigRecord())
     mu = config.get("proximal-mu", 0.0)
     server_round = int(config.get("server-round", 0))  # type: ignore[arg-type]
     local = settings.local_config(proximal_mu=float(mu))  # type: ignore[arg-type]
-    weights = _global_weights(msg)
     result = train_locally(
         profile,
         weights,
@@ -162,6 +180,12 @@ def _train(msg: Message, context: Context) -> Message:
     poison = context.node_config.get("poison")
     if isinstance(poison, str) and poison:
         new_weights = poison_update(new_weights, poison)
+    return profile, result, new_weights
+
+
+def _train(msg: Message, context: Context) -> Message:
+    config = msg.content.config_records.get("config", ConfigRecord())
+    profile, result, new_weights = _local_round(context, _global_weights(msg), config)
     norm = norm_to_config(result.norm)
     norm["node-name"] = profile.name
     content = RecordDict(
@@ -172,6 +196,36 @@ def _train(msg: Message, context: Context) -> Message:
         }
     )
     return Message(content=content, reply_to=msg)
+
+
+def _train_secure(msg: Message, context: Context) -> Message:
+    """SecAgg+'s masked-vector stage: train, and reply the contribution as a legacy FitRes
+    (``secaggplus_mod`` quantises and masks it)."""
+    fitins = msg.content.array_records.get("fitins.parameters")
+    config = msg.content.config_records.get("fitins.config")
+    if fitins is None or config is None:
+        raise ValueError("a SecAgg+ train message without fitins.parameters / fitins.config")
+    reference = parameters_to_ndarrays(compat.arrayrecord_to_parameters(fitins, keep_input=True))
+    profile, result, new_weights = _local_round(context, reference, config)
+    if not all(np.isfinite(np.asarray(w)).all() for w in new_weights):
+        raise ValueError(f"node {profile.name}: update not finite; not sent into SecAgg+")
+    settings = AppConfig.from_run_config(context.run_config)
+    contribution = encode_contribution(
+        new_weights,
+        reference,
+        result.norm,
+        _global_norm(config),
+        float(result.num_steps),
+        settings.secagg_clipping_range,
+    )
+    metrics: dict[str, bool | bytes | float | int | str] = {
+        key: float(value) for key, value in result.metrics.items() if np.isfinite(value)
+    }
+    metrics["node-name"] = profile.name
+    fitres = FitRes(
+        Status(Code.OK, ""), ndarrays_to_parameters(contribution), int(result.num_steps), metrics
+    )
+    return Message(content=compat.fitres_to_recorddict(fitres, keep_input=True), reply_to=msg)
 
 
 @app.evaluate()

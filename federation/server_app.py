@@ -23,6 +23,11 @@ after each round, written into ``rounds.csv`` (``epsilon``, ``epsilon_gdp``) and
 ``privacy.json`` (read back on resume, so a resumed federation keeps counting) and reported in
 ``summary.json``.
 
+With ``secagg`` on (:mod:`federation.secagg`) the training step of each round is Flower's
+SecAgg+ protocol: the server sees only the step-weighted average of the updates and of the
+statistics, so the screening above cannot run (the average is still checked for finiteness);
+the evaluation, logging and checkpointing are the same.
+
 At the end the global policy is exported (``policy.npz``) through
 :func:`federation.task.export_policy`: the file ``agents.exported.ExportedPolicy`` loads, the
 one the edge bridge runs. ``summary.json`` lists the rounds, nodes, rejections and wall times.
@@ -52,6 +57,7 @@ from federation.app_config import AppConfig
 from federation.normalisation import NormStats
 from federation.privacy import PrivacyLedger
 from federation.records import Checkpoint, RoundLog, load_checkpoint, save_checkpoint
+from federation.secagg import secure_train_round
 from federation.strategies import (
     NORM_KEY,
     ScreenedStrategy,
@@ -157,6 +163,7 @@ def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
         privacy=privacy,
     )
     restore_strategy_state(strategy, saved_state)
+    secagg = config.secagg_settings() if config.secagg else None
     held_out = None
     if config.held_out:
         from federation.profiles import load_node_profile
@@ -173,14 +180,21 @@ def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
             t0 = time.monotonic()
             log(INFO, "[ROUND %d/%d] %s", server_round, config.num_rounds, config.strategy)
             rejected_before = len(strategy.rejections)
-            replies = grid.send_and_receive(
-                strategy.configure_train(server_round, arrays, ConfigRecord(), grid),
-                timeout=config.round_timeout,
-            )
-            new_arrays, _ = strategy.aggregate_train(server_round, replies)
+            if secagg is not None:
+                new_arrays, trained = secure_train_round(
+                    grid, strategy, server_round, arrays, secagg
+                )
+            else:
+                replies = grid.send_and_receive(
+                    strategy.configure_train(server_round, arrays, ConfigRecord(), grid),
+                    timeout=config.round_timeout,
+                )
+                new_arrays, _ = strategy.aggregate_train(server_round, replies)
+                trained = {
+                    _node_name(m, NORM_KEY): _metrics_of(m) for m in strategy.last_train_replies
+                }
             if new_arrays is not None:
                 arrays = new_arrays
-            trained = {_node_name(m, NORM_KEY): _metrics_of(m) for m in strategy.last_train_replies}
             for rejection in strategy.rejections[rejected_before:]:
                 records.reject(
                     server_round, rejection.node_id, rejection.node_name, rejection.reason
@@ -257,6 +271,7 @@ def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
         "wall_s": time.monotonic() - started,
         "policy": str(policy),
         "norm_count": final.norm.count,
+        "secagg": config.secagg,
         "dp": None
         if privacy is None
         else {

@@ -285,9 +285,10 @@ def test_node_config_argument_is_toml_pairs():
         node_config_argument({"a b": 1})
 
 
-class _InProcessGrid:
-    """A Grid whose nodes are this process: each message goes to the ClientApp's handler with
-    the node's own Context (kept across rounds, as a SuperNode keeps it)."""
+class InProcessGrid:
+    """A Grid whose nodes are this process: each message goes, as its own copy (a transport
+    delivers one per node), to the ClientApp's handler with the node's own Context (kept
+    across rounds, as a SuperNode keeps it)."""
 
     def __init__(self, profiles, run_config):
         from flwr.app import Context
@@ -308,6 +309,8 @@ class _InProcessGrid:
         return list(self.contexts)
 
     def send_and_receive(self, messages, *, timeout=None):
+        import copy
+
         from federation import client_app
 
         replies = []
@@ -315,7 +318,8 @@ class _InProcessGrid:
             self.sent.append(message)
             handler = client_app.train if message.metadata.message_type == "train" else None
             handler = handler or client_app.evaluate
-            replies.append(handler(message, self.contexts[message.metadata.dst_node_id]))
+            delivered = copy.deepcopy(message)
+            replies.append(handler(delivered, self.contexts[message.metadata.dst_node_id]))
         return replies
 
 
@@ -339,7 +343,7 @@ def test_server_loop_trains_keeps_node_state_resumes_and_exports(tmp_path):
 
     run_config = {**TINY, "num-rounds": 1, "strategy": "fedprox", "proximal-mu": 0.1}
     run_config["out-dir"] = str(tmp_path)
-    grid = _InProcessGrid(["node-1", "node-2"], run_config)
+    grid = InProcessGrid(["node-1", "node-2"], run_config)
     first = run_federation(grid, AppConfig.from_run_config(run_config))
     assert first["rounds"] == 1 and first["resumed_after"] == 0
     assert first["nodes"] == ["node-1", "node-2"] and first["held_out"] == "held-out"
