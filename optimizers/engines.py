@@ -7,6 +7,8 @@ the results in task order, calling ``on_result`` as each one finishes (for progr
 - :class:`DaskEngine` — a Dask cluster when one machine is too small: ``address`` of a running
   scheduler (``dask scheduler`` on one host, ``dask worker tcp://HOST:8786 --nthreads 1`` on
   each machine with this project installed), or a ``LocalCluster`` of ``workers`` processes.
+  An address that cannot be reached within ``timeout_s``, or a scheduler without workers, is a
+  :class:`SchedulerUnreachable` error that says what to start where.
   Needs the ``distributed`` extra: ``pip install -e ".[distributed]"``.
 
 Results do not depend on the engine: each task carries its seeds (common random numbers).
@@ -101,12 +103,26 @@ class ProcessEngine:
         self.close()
 
 
+class SchedulerUnreachable(ConnectionError, ValueError):
+    """The Dask scheduler at the address cannot be reached, or has no workers. Also a
+    ``ValueError``: the address is a setting, and programs report bad settings as such."""
+
+
+DASK_TIMEOUT_S = 5.0
+"""How long :class:`DaskEngine` waits for the scheduler to answer, and then for a worker."""
+
+
 class DaskEngine:
-    """Tasks on a Dask cluster (a scheduler address, or a local cluster of processes)."""
+    """Tasks on a Dask cluster (a scheduler address, or a local cluster of processes).
+
+    With an ``address``, connecting waits at most ``timeout_s`` for the scheduler and as long
+    again for its first worker; either failing raises :class:`SchedulerUnreachable`."""
 
     name = "dask"
 
-    def __init__(self, workers: int = 2, address: str = "") -> None:
+    def __init__(
+        self, workers: int = 2, address: str = "", *, timeout_s: float = DASK_TIMEOUT_S
+    ) -> None:
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError as error:
@@ -116,7 +132,7 @@ class DaskEngine:
             ) from error
         self._cluster = None
         if address:
-            self._client = Client(address)
+            self._client = _connect(Client, address, timeout_s)
         else:
             self._cluster = LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
@@ -143,6 +159,27 @@ class DaskEngine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _connect(client_class: Any, address: str, timeout_s: float) -> Any:
+    """A client of the scheduler at ``address`` that has at least one worker."""
+    try:
+        client = client_class(address, timeout=timeout_s)
+    except (OSError, TimeoutError) as error:  # refused, unknown host, no answer in time
+        raise SchedulerUnreachable(
+            f"cannot reach a Dask scheduler at {address} within {timeout_s:g} s ({error}). "
+            f"Start one there ('dask scheduler --port PORT' on that host), check the host, the "
+            "port and the firewall, or leave dask_address empty for a local cluster"
+        ) from error
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except (OSError, TimeoutError) as error:
+        client.close()
+        raise SchedulerUnreachable(
+            f"the Dask scheduler at {address} has no workers after {timeout_s:g} s. Start "
+            f"'dask worker {address} --nthreads 1' on each host with this project installed"
+        ) from error
+    return client
 
 
 def make_engine(
