@@ -77,6 +77,7 @@ class EvaluateConfig:
     )
     json: str = setting("", doc="also write per-seed KPIs and the summary here ('' = no)")
     plots: str = setting("", doc="folder for kpis.png and trajectories.png ('' = no plots)")
+    breakdown: bool = setting(False, doc="also print Z split into its parts, mean per episode")
 
 
 def load_plan_policy(spec: str, env: gymnasium.Env) -> tuple[str, Policy]:
@@ -168,6 +169,33 @@ def goal_lines(
     return "\n".join(lines)
 
 
+# (title, part of Z per episode): C's parts (w1 = w_cost), then w2·E and w3·D
+_PARTS = (
+    ("energy EUR", lambda k, w: w.w_cost * k["energy_cost"]),
+    ("maint. EUR", lambda k, w: w.w_cost * k["maintenance_cost"]),
+    ("repair EUR", lambda k, w: w.w_cost * k["repair_cost"]),
+    ("scrap EUR", lambda k, w: w.w_cost * k["scrap_cost"]),
+    ("backlog EUR", lambda k, w: w.w_cost * k["backlog_cost"]),
+    ("w2·E", lambda k, w: w.w_energy * k["energy_kwh"]),
+    ("w3·D", lambda k, w: w.w_downtime * k["downtime_h"]),
+)
+
+
+def format_breakdown(results: dict[str, list[Any]], weights: Any) -> str:
+    """Z = w1·(energy + maintenance + repair + scrap + backlog cost) + w2·E + w3·D, each part's
+    mean over a policy's episodes (``weights``: the scenario's objective), with the Z it sums
+    to."""
+    header = ["policy", *[title for title, _ in _PARTS], "Z"]
+    rows = [header]
+    for label, runs in results.items():
+        parts = [float(np.mean([part(r.kpis, weights) for r in runs])) for _, part in _PARTS]
+        z = float(np.mean([r.objective for r in runs]))
+        rows.append([label, *[f"{v:,.0f}" for v in parts], f"{z:,.0f}"])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "Z by part, mean per episode:\n" + "\n".join(lines)
+
+
 def evaluation_report(
     config: EvaluateConfig,
     *,
@@ -232,6 +260,8 @@ def evaluation_report(
             learned = [label for label in policies if label not in baselines]
             if learned and reference in baselines:
                 out(goal_lines(results, paired, learned, reference))
+        if config.breakdown:
+            out(format_breakdown(results, env.unwrapped.scenario.objective))  # type: ignore[attr-defined]
         if config.plots:
             folder = Path(config.plots)
             line_env: Any = env.unwrapped

@@ -286,7 +286,7 @@ class TuneRuleConfig:
         return list(range(self.first_seed, self.first_seed + self.seeds))
 
 
-def suggest_settings(trial: optuna.Trial, scenario: Scenario) -> RuleSettings:
+def suggest_settings(trial: optuna.trial.BaseTrial, scenario: Scenario) -> RuleSettings:
     """The search space: every station's speed over its ``speed_range``, wear thresholds
     0.3–1.0 and standby timeouts 0–120 min per equipment kind, power margin 0.6–1.2, peak
     slowdown 0.6–1.0 and tariff multipliers 0.8–1.2."""

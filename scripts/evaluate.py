@@ -43,6 +43,7 @@ OPTIONS = {
     "reference": "reference",
     "json": "json",
     "plots": "plots",
+    "breakdown": "breakdown",
 }
 
 
@@ -97,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", help="write per-seed KPIs and the summary to this file")
     parser.add_argument("--plots", help="write kpis.png and trajectories.png into this folder")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        default=None,
+        help="also print Z split into energy, maintenance, repair, scrap and backlog cost, "
+        "w2·E and w3·D (mean per episode)",
+    )
     return parser
 
 

@@ -112,6 +112,7 @@ def test_evaluate_pairs_everything_against_the_best_baseline(tmp_path, capsys):
             str(tmp_path / "ppo" / "model.zip"),
             "--json",
             str(tmp_path / "eval.json"),
+            "--breakdown",
         ]
     )
     assert code == 0
@@ -131,6 +132,26 @@ def test_evaluate_pairs_everything_against_the_best_baseline(tmp_path, capsys):
     }
     assert f"learned policies against {reference}" in printed
     assert "goal met" in printed or "goal missed" in printed
+    breakdown = printed.split("Z by part, mean per episode:\n")[1].splitlines()
+    assert breakdown[0].split() == [
+        "policy",
+        "energy",
+        "EUR",
+        "maint.",
+        "EUR",
+        "repair",
+        "EUR",
+        "scrap",
+        "EUR",
+        "backlog",
+        "EUR",
+        "w2·E",
+        "w3·D",
+        "Z",
+    ]
+    row = dict(zip(payload["episodes"], breakdown[1:], strict=False))["rule"].split()
+    parts = [float(cell.replace(",", "")) for cell in row[1:]]
+    assert sum(parts[:-1]) == pytest.approx(parts[-1], abs=len(parts))  # rounded to whole EUR
 
 
 def test_evaluate_reports_a_bad_spec_and_duplicate_labels(tmp_path, capsys):
