@@ -352,7 +352,8 @@ def tune_rule(
 ) -> dict[str, Any]:
     """Run (or resume) the study up to ``config.trials`` trials (the first is the default rule),
     write the best settings to ``config.out`` with ``header`` and a line on the seeds and
-    trials; ``on_trial(number, score, best)`` after each trial. Returns the best score, the
+    trials — after every trial, so a killed run leaves the best so far (and resumes);
+    ``on_trial(number, score, best)`` after each trial. Returns the best score, the
     default rule's score, the trial count and the settings."""
     import gymnasium
     import optuna
@@ -365,7 +366,9 @@ def tune_rule(
         study_name=config.study_name,
         storage=config.storage,
         direction="minimize",
-        sampler=optuna.samplers.TPESampler(seed=config.sampler_seed),
+        sampler=optuna.samplers.TPESampler(
+            seed=config.sampler_seed, n_startup_trials=max(1, min(10, config.trials // 3))
+        ),
         load_if_exists=True,
     )
     seeds = config.training_seeds
@@ -386,34 +389,41 @@ def tune_rule(
     def objective(trial: optuna.Trial) -> float:
         return rule_score(env, suggest_settings(trial, scenario), seeds)
 
+    steps = int(env.unwrapped.horizon_steps)  # type: ignore[attr-defined]
+
+    def write_best() -> dict[str, Any]:
+        completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        best = suggest_settings(optuna.trial.FixedTrial(study.best_params), scenario)
+        first = study.trials[0]  # the enqueued defaults
+        default = first.value if first.value is not None else math.nan
+        lines = [
+            *header,
+            f"tuned on training seeds {seeds} ({steps} decisions of "
+            f"{scenario.decision_interval_s:g} s per episode), {len(completed)} optuna TPE "
+            f"trials (sampler seed {config.sampler_seed})",
+            f"mean Z + penalty on those seeds: best {study.best_value:,.0f} "
+            f"(trial {study.best_trial.number}), condition_based defaults {default:,.0f}",
+        ]
+        save_rule(best, config.out, lines)
+        return {
+            "best": study.best_value,
+            "default": default,
+            "trials": len(completed),
+            "settings": best,
+            "out": config.out,
+        }
+
     def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if on_trial is not None and trial.value is not None:
+        if trial.value is None:
+            return
+        write_best()  # after every trial: a killed run leaves the best so far
+        if on_trial is not None:
             on_trial(trial.number, trial.value, study.best_value)
 
-    steps = int(env.unwrapped.horizon_steps)  # type: ignore[attr-defined]
     done = len([t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE])
     try:
         if config.trials > done:
             study.optimize(objective, n_trials=config.trials - done, callbacks=[report])
     finally:
         env.close()
-    completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    best = suggest_settings(optuna.trial.FixedTrial(study.best_params), scenario)
-    first = study.trials[0]  # the enqueued defaults
-    default = first.value if first.value is not None else math.nan
-    lines = [
-        *header,
-        f"tuned on training seeds {seeds} ({steps} decisions of "
-        f"{scenario.decision_interval_s:g} s per episode), {len(completed)} optuna TPE trials "
-        f"(sampler seed {config.sampler_seed})",
-        f"mean Z + penalty on those seeds: best {study.best_value:,.0f} "
-        f"(trial {study.best_trial.number}), condition_based defaults {default:,.0f}",
-    ]
-    save_rule(best, config.out, lines)
-    return {
-        "best": study.best_value,
-        "default": default,
-        "trials": len(completed),
-        "settings": best,
-        "out": config.out,
-    }
+    return write_best()
