@@ -207,7 +207,8 @@ def _timers(env: ProductionLineEnv) -> tuple[dict[str, _Accumulator], list[tuple
     exchange = timers["exchange"]
     for machine in line.machines:
         for name in ("send_inputs", "push_inputs", "write_speed", "pull_outputs"):
-            patches.append((machine, name, exchange.wrap(getattr(machine, name))))
+            if hasattr(machine, name):
+                patches.append((machine, name, exchange.wrap(getattr(machine, name))))
     for conveyor in line.conveyors:
         if conveyor is not None:
             for name in ("push_inputs", "pull_energy"):
