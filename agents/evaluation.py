@@ -107,8 +107,7 @@ def _size(space: gymnasium.Space[Any]) -> int:
 
 
 def load_policy(spec: str, env: gymnasium.Env) -> tuple[str, Policy]:
-    """A heuristic by name, a tuned rule's settings (``.toml``, :mod:`agents.tuned_rule`; label:
-    the file's stem), an exported policy (``.npz``) or a saved stable-baselines3 PPO model
+    """A heuristic by name, an exported policy (``.npz``) or a saved stable-baselines3 PPO model
     (``.zip``, with ``vecnormalize.pkl`` beside it when it was trained with normalisation),
     checked against the env's spaces; returns (label, policy with ``predict``)."""
     if spec in HEURISTICS:
@@ -117,12 +116,8 @@ def load_policy(spec: str, env: gymnasium.Env) -> tuple[str, Policy]:
     if not path.exists():
         raise ValueError(
             f"policy '{spec}' is neither a heuristic ({', '.join(HEURISTICS)}) nor "
-            "an existing file (a tuned rule .toml, a PPO model .zip or an exported .npz)"
+            "an existing model file"
         )
-    if path.suffix == ".toml":
-        from agents.tuned_rule import TunedRulePolicy, load_rule
-
-        return path.stem, TunedRulePolicy(env, load_rule(path), source=str(path))
     if path.suffix == ".npz":
         from agents.exported import ExportedPolicy
 

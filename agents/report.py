@@ -134,9 +134,12 @@ def _scenario_name(scenario: str) -> str:
 
 def load_report_policy(spec: str, env: gymnasium.Env) -> tuple[str, Policy, bool]:
     """(label, policy, is a baseline) for any policy ``spec`` of the report: a plan
-    (:func:`load_plan_policy`), or what :func:`agents.evaluation.load_policy` loads. Baselines
-    are the heuristics, tuned rules and plans; learned models are not."""
+    (:func:`load_plan_policy`), a tuned rule's settings (``.toml``,
+    :class:`agents.tuned_rule.TunedRulePolicy`; label: the file's stem), or what
+    :func:`agents.evaluation.load_policy` loads. Baselines are the heuristics, tuned rules and
+    plans; learned models are not."""
     from agents.evaluation import load_policy
+    from agents.tuned_rule import TunedRulePolicy, load_rule
 
     path_text = spec.partition("#")[0]
     if path_text.endswith(".json"):
@@ -144,8 +147,10 @@ def load_report_policy(spec: str, env: gymnasium.Env) -> tuple[str, Policy, bool
         return label, policy, True
     if "#" in spec:
         raise ValueError(f"'{spec}': '#<index>' selects a plan of a pareto.json only")
+    if spec.endswith(".toml"):
+        return Path(spec).stem, TunedRulePolicy(env, load_rule(spec), source=spec), True
     label, policy = load_policy(spec, env)
-    return label, policy, spec in HEURISTICS or spec.endswith(".toml")
+    return label, policy, spec in HEURISTICS
 
 
 def goal_lines(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401 - registers the envs
-from agents.evaluation import load_policy
+from agents.report import load_report_policy
 from agents.heuristics import make_heuristic
 from agents.tuned_rule import (
     RuleSettings,
@@ -97,8 +97,8 @@ def test_the_settings_file_round_trips_with_its_header(tmp_path, env):
     text = path.read_text()
     assert text.startswith("# made by: a test\n# seeds [0, 1]\n")
     assert load_rule(path) == settings
-    label, policy = load_policy(str(path), env)
-    assert label == "rule" and isinstance(policy, TunedRulePolicy)
+    label, policy, baseline = load_report_policy(str(path), env)
+    assert (label, baseline) == ("rule", True) and isinstance(policy, TunedRulePolicy)
 
 
 @pytest.mark.parametrize(
@@ -123,8 +123,8 @@ def test_a_malformed_settings_file_names_file_key_and_range(tmp_path, text, mess
 def test_settings_for_another_plant_are_refused(tmp_path, env):
     with pytest.raises(ConfigError, match="no such file"):
         load_rule(tmp_path / "missing.toml")
-    with pytest.raises(ValueError, match="neither a heuristic"):
-        load_policy(str(tmp_path / "missing.toml"), env)
+    with pytest.raises(ValueError, match="missing.toml: no such file"):
+        load_report_policy(str(tmp_path / "missing.toml"), env)
     cases = [
         ({"scenario": "small_plant"}, "for scenario 'small_plant'"),
         ({"speed": {"milling": 1.0}}, "'speed.milling' names no station"),
