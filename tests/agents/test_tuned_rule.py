@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401 - registers the envs
-from agents.report import load_report_policy
 from agents.heuristics import make_heuristic
+from agents.report import load_report_policy
 from agents.tuned_rule import (
     RuleSettings,
     TunedRulePolicy,
