@@ -27,6 +27,7 @@ RUN_CONFIG_DEFAULTS: dict[str, str | int | float | bool] = {
     "num-rounds": 10,
     "strategy": "fedavg",
     "min-nodes": 2,
+    "min-replies": 1,
     "fraction-train": 1.0,
     "proximal-mu": 0.01,
     "server-lr": 0.0,
@@ -73,6 +74,7 @@ class AppConfig:
     num_rounds: int = 10
     strategy: str = "fedavg"
     min_nodes: int = 2
+    min_replies: int = 1
     fraction_train: float = 1.0
     proximal_mu: float = 0.01
     server_lr: float = 0.0
@@ -107,6 +109,7 @@ class AppConfig:
             ("num-rounds", self.num_rounds >= 1, ">= 1"),
             ("strategy", self.strategy.lower() in STRATEGIES, f"one of {', '.join(STRATEGIES)}"),
             ("min-nodes", self.min_nodes >= 1, ">= 1"),
+            ("min-replies", self.min_replies >= 1, ">= 1"),
             ("fraction-train", 0.0 < self.fraction_train <= 1.0, "in (0, 1]"),
             ("proximal-mu", self.proximal_mu >= 0.0, ">= 0"),
             ("server-lr", self.server_lr >= 0.0, ">= 0 (0 = the strategy's default)"),

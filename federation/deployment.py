@@ -212,10 +212,14 @@ class LocalDeployment:
         assert self.credentials is not None
         return self._cli.register_node(self.credentials.node(name).public_key, name)
 
-    def start_node(self, name: str) -> None:
-        """Start (or restart, after ``kill_node``) the SuperNode ``name``."""
+    def start_node(self, name: str, node_config: Mapping[str, ConfigValue] | None = None) -> None:
+        """Start (or restart, after ``kill_node``) the SuperNode ``name``, with its key pair
+        (so the SuperLink knows it again under the same node id) and its ``--node-config``,
+        or ``node_config`` instead (kept for later restarts)."""
         if name in self._supernodes and self._supernodes[name].alive():
             raise DeploymentError(f"SuperNode {name} is running already")
+        if node_config is not None:
+            self.nodes[name] = NodeSpec(name, dict(node_config), self.nodes[name].register)
         spec = self.nodes[name]
         port = self._node_ports.setdefault(name, free_port(self.host))
         command = [

@@ -336,14 +336,17 @@ def secure_train_round(
     server_round: int,
     arrays: ArrayRecord,
     settings: SecAggSettings,
+    *,
+    min_replies: int = 1,
 ) -> tuple[ArrayRecord | None, dict[str, dict[str, float]]]:
     """One round's training with SecAgg+: ``strategy`` samples the nodes and configures them
     as in a plain round; Flower's SecAgg+ workflow runs the local training and returns only
     the step-weighted average of the contributions; the global statistics are merged with the
     pooled ones decoded from it, and the inner strategy (FedAvg, FedProx, FedAvgM, FedAdam)
     steps from the averaged model. Returns the new global arrays (None if the round produced
-    no aggregate: too few nodes replied, or the average is not finite) and each replying
-    node's plaintext training metrics by node name."""
+    no aggregate: the protocol halted, fewer than ``min_replies`` nodes are in the sum, or the
+    average is not finite) and each replying node's plaintext training metrics by node
+    name."""
     instructions = list(strategy.configure_train(server_round, arrays, ConfigRecord(), grid))
     if not instructions:
         log(WARNING, "round %d: no nodes sampled for SecAgg+", server_round)
@@ -380,6 +383,16 @@ def secure_train_round(
     if outcome.average is None:
         log(WARNING, "round %d: SecAgg+ halted (too few nodes replied)", server_round)
         return None, {}
+    if len(outcome.nodes) < min_replies:
+        log(
+            WARNING,
+            "round %d: %d nodes in the secure sum, fewer than min-replies %d; "
+            "the global weights stay",
+            server_round,
+            len(outcome.nodes),
+            min_replies,
+        )
+        return None, trained
     total = sum(steps for _, steps, _ in outcome.nodes)
     model, round_norm = decode_aggregate(
         outcome.average, reference, global_norm, total, settings.clipping_range

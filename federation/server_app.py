@@ -34,9 +34,10 @@ one the edge bridge runs. ``summary.json`` lists the rounds, nodes, rejections a
 
 Stragglers and failures: a round waits ``round-timeout`` seconds for replies; nodes that do not
 reply in time, or whose SuperNode died (the SuperLink answers for it with an error), are left
-out of that round; training goes on while at least one update arrives, and a node that comes
-back is sampled again from the next round on (``min-nodes`` nodes must be connected for a round
-to start).
+out of that round. A round with fewer than ``min-replies`` replies in time, or fewer updates
+accepted by the screening, keeps the global weights (and the strategy's state); otherwise
+training goes on with the updates that arrived. A node that comes back is sampled again from
+the next round on (``min-nodes`` nodes must be connected for a round to start).
 """
 
 from __future__ import annotations
@@ -126,6 +127,68 @@ def _start(
     return 0, weights, NormStats.empty(observation_size(weights, local)), {}
 
 
+def _plain_train_round(
+    grid: Grid,
+    strategy: ScreenedStrategy,
+    server_round: int,
+    arrays: ArrayRecord,
+    config: AppConfig,
+) -> tuple[ArrayRecord | None, dict[str, dict[str, float]]]:
+    """Send the round's train messages, wait up to ``round-timeout`` and aggregate the
+    screened replies: the new global arrays (None, the weights stay, if fewer than
+    ``min-replies`` replies arrived in time, or fewer than that many updates were accepted)
+    and the accepted nodes' training metrics by name."""
+    replies = list(
+        grid.send_and_receive(
+            strategy.configure_train(server_round, arrays, ConfigRecord(), grid),
+            timeout=config.round_timeout,
+        )
+    )
+    arrived = sum(1 for message in replies if not message.has_error())
+    if arrived < config.min_replies:
+        log(
+            WARNING,
+            "round %d: %d replies in time, fewer than min-replies %d; the global weights stay",
+            server_round,
+            arrived,
+            config.min_replies,
+        )
+        strategy.last_train_replies = []
+        return None, {}
+    norm, state = strategy.norm, strategy_state(strategy)
+    new_arrays, _ = strategy.aggregate_train(server_round, replies)
+    accepted = strategy.last_train_replies
+    if len(accepted) < config.min_replies:
+        log(
+            WARNING,
+            "round %d: %d updates accepted, fewer than min-replies %d; the global weights stay",
+            server_round,
+            len(accepted),
+            config.min_replies,
+        )
+        strategy.norm = norm  # undo the merge and the server-side step
+        _reset_strategy_state(strategy, state, arrays)
+        strategy.last_train_replies = []
+        return None, {}
+    return new_arrays, {_node_name(m, NORM_KEY): _metrics_of(m) for m in accepted}
+
+
+def _reset_strategy_state(
+    strategy: ScreenedStrategy, state: dict[str, np.ndarray], arrays: ArrayRecord
+) -> None:
+    """Put the strategy's server-side state back to ``state`` (taken before the round),
+    FedAvgM's model reference back to ``arrays``."""
+    inner = strategy.inner
+    if not state:
+        for name in ("m_t", "v_t", "momentum_vector"):
+            if hasattr(inner, name):
+                setattr(inner, name, None)
+    else:
+        restore_strategy_state(strategy, state)
+    if hasattr(inner, "momentum_vector") and hasattr(inner, "current_arrays"):
+        inner.current_arrays = arrays
+
+
 def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
     """Run the federation described by ``config`` over ``grid``; the summary it writes to
     ``summary.json`` (see the module docstring)."""
@@ -182,17 +245,12 @@ def run_federation(grid: Grid, config: AppConfig) -> dict[str, Any]:
             rejected_before = len(strategy.rejections)
             if secagg is not None:
                 new_arrays, trained = secure_train_round(
-                    grid, strategy, server_round, arrays, secagg
+                    grid, strategy, server_round, arrays, secagg, min_replies=config.min_replies
                 )
             else:
-                replies = grid.send_and_receive(
-                    strategy.configure_train(server_round, arrays, ConfigRecord(), grid),
-                    timeout=config.round_timeout,
+                new_arrays, trained = _plain_train_round(
+                    grid, strategy, server_round, arrays, config
                 )
-                new_arrays, _ = strategy.aggregate_train(server_round, replies)
-                trained = {
-                    _node_name(m, NORM_KEY): _metrics_of(m) for m in strategy.last_train_replies
-                }
             if new_arrays is not None:
                 arrays = new_arrays
             for rejection in strategy.rejections[rejected_before:]:

@@ -237,6 +237,44 @@ def test_server_state_is_checkpointed_so_a_resumed_run_matches_an_uninterrupted_
     assert not all(np.allclose(a, b) for a, b in zip(restarted, expected, strict=True))
 
 
+class _ReplyGrid(NodeGrid):
+    """Nodes 11 and 12 whose replies ``answer(instructions)`` makes (real Messages)."""
+
+    def __init__(self, answer):
+        super().__init__((11, 12))
+        self.answer = answer
+
+    def send_and_receive(self, messages, *, timeout=None):
+        return self.answer({m.metadata.dst_node_id: m for m in messages})
+
+
+def test_a_round_with_fewer_than_min_replies_keeps_the_weights_and_the_state():
+    from federation.server_app import _plain_train_round
+
+    config = AppConfig(strategy="fedadam", min_replies=2)
+    strategy = make_strategy("fedadam", min_nodes=2, norm=NormStats(np.zeros(2), np.ones(2), 0))
+    honest = _update(0.1)
+    one_late = _ReplyGrid(lambda sent: [train_reply(sent[11], honest, 100, "node-1")])
+    arrays, trained = _plain_train_round(one_late, strategy, 1, ArrayRecord(GLOBAL), config)
+    assert arrays is None and trained == {}
+    one_rejected = _ReplyGrid(
+        lambda sent: [
+            train_reply(sent[11], honest, 100, "node-1"),
+            train_reply(sent[12], poison_update(honest, "nan"), 100, "node-2"),
+        ]
+    )
+    arrays, trained = _plain_train_round(one_rejected, strategy, 1, ArrayRecord(GLOBAL), config)
+    assert arrays is None and trained == {}
+    assert [r.node_name for r in strategy.rejections] == ["node-2"]
+    assert strategy.norm.count == 0 and strategy_state(strategy) == {}  # nothing applied
+    both = _ReplyGrid(
+        lambda sent: [train_reply(sent[n], honest, 100, f"node-{n - 10}") for n in (11, 12)]
+    )
+    arrays, trained = _plain_train_round(both, strategy, 1, ArrayRecord(GLOBAL), config)
+    assert arrays is not None and sorted(trained) == ["node-1", "node-2"]
+    assert strategy.norm.count == 20.0 and strategy_state(strategy)
+
+
 def test_strategy_state_of_another_strategy_is_refused():
     fedadam = make_strategy("fedadam", min_nodes=2)
     arrays = _stateful_round(fedadam, 1, ArrayRecord(GLOBAL))
