@@ -13,6 +13,7 @@ from federation.study_report import (
     held_out_comparison,
     mean_return_per_round,
     rounds_to_target,
+    rounds_within_ratio,
     summarise,
     write_report,
 )
@@ -37,6 +38,14 @@ def test_rounds_to_95_rejects_bad_input():
         rounds_to_target({1: 0.0}, -1.0, 0.0, fraction=1.5)
     with pytest.raises(ValueError, match="finite"):
         rounds_to_target({1: math.nan}, -1.0, 0.0)
+
+
+def test_the_ratio_reading_compares_z_with_the_central_z_over_095():
+    # Zc = 9,500: a round counts once its mean Z <= 10,000
+    assert rounds_within_ratio({1: 12_000.0, 2: 10_000.0, 3: 9_000.0}, 9_500.0) == 2
+    assert rounds_within_ratio({1: 12_000.0}, 9_500.0) is None
+    with pytest.raises(ValueError, match="positive"):
+        rounds_within_ratio({1: 1.0}, 0.0)
 
 
 def test_mean_return_per_round_weights_nodes_equally_and_skips_incomplete_rounds():
@@ -122,7 +131,7 @@ def test_summary_and_report_from_synthetic_stages(tmp_path):
     write_report(tmp_path, config, results, raw)
     assert json.loads((tmp_path / "results.json").read_text())["rounds_to_95_per_seed"] == [2]
     table = (tmp_path / "results.md").read_text()
-    assert "| 0 | -200.000 | -100.000 | -105.000 | -150.000 | -104.000 | 2 |" in table
+    assert "| 0 | -200.000 | -100.000 | -105.000 | -150.000 | -104.000 | 2 | 2 |" in table
     assert (tmp_path / "return.png").stat().st_size > 0
 
 
