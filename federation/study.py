@@ -146,6 +146,7 @@ class StudyConfig:
     scaling_rounds: int = 2
     scaling_local_steps: int = 256
     scaling_horizon_h: float = 12.0
+    deployment_timeout_s: float = 900.0
     num_cpus: int | None = None
     stages: tuple[str, ...] = ("baselines", "federation", "dp", "scaling")
     extra: dict[str, Any] = field(default_factory=dict)
@@ -414,7 +415,9 @@ def stage_scaling_deployment(
         with LocalDeployment(folder / "deployment", nodes) as deployment:
             up = time.monotonic() - started
             run_id = deployment.submit(run_config)
-            status = deployment.wait(run_id, timeout_s=3600.0, on_poll=lambda _: printer())
+            status = deployment.wait(
+                run_id, timeout_s=config.deployment_timeout_s, on_poll=lambda _: printer()
+            )
             if not status.completed:
                 raise RuntimeError(f"deployment run ended {status.status}")
     printer()
@@ -529,7 +532,13 @@ def run_study(config: StudyConfig, out: str | Path, say: Say = print) -> dict[st
             def deployed(count: int = count) -> dict[str, Any]:
                 return stage_scaling_deployment(config, count, folder, say)
 
-            raw["scaling"].append(_cached(folder, f"scaling-deployment-{count}", say, deployed))
+            try:
+                raw["scaling"].append(_cached(folder, f"scaling-deployment-{count}", say, deployed))
+            except RuntimeError as error:  # DeploymentError too: reported, not cached
+                say(f"[scaling-deployment-{count}] failed: {str(error)[:2000]}")
+                raw["scaling"].append(
+                    {"engine": "deployment", "nodes": count, "error": str(error)[:2000]}
+                )
     results = summarise(config, raw)
     write_report(folder, config, results, raw)
     return results

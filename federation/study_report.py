@@ -326,6 +326,10 @@ def _markdown(config: StudyConfig, results: Mapping[str, Any]) -> str:
             "|---|---|---|---|---|---|",
         ]
         for row in results["scaling"]:
+            if "error" in row:
+                reason = row["error"].splitlines()[0][:120]
+                lines.append(f"| {row['engine']} | {row['nodes']} | failed: {reason} | | | |")
+                continue
             later = row["round_s"][1:]
             lines.append(
                 f"| {row['engine']} | {row['nodes']} | {row['round_s'][0]:.1f} | "
