@@ -173,7 +173,7 @@ def goal_tests(hv: dict[str, dict[str, np.ndarray]], goal_ratio: float) -> list[
 def format_goal_tests(tests: list[dict]) -> str:
     """The goal tests as a Markdown table."""
     if not tests:
-        return "(no goal tests: no random-search runs)"
+        return "(no goal tests: they need random search and another algorithm on a problem)"
     lines = [
         f"Goal: HV median >= {tests[0]['goal_ratio']:g}x random search's, one-sided Wilcoxon "
         f"rank-sum, Holm-corrected over these {len(tests)} tests:",

@@ -9,7 +9,7 @@ import pytest
 from optimizers.algorithms import run_algorithm
 from optimizers.indicators import igd
 from optimizers.problems import StandardProblem
-from optimizers.screening import Surrogate
+from optimizers.screening import Surrogate, pick_by_hypervolume
 
 
 def test_surrogate_fits_a_smooth_function_and_refuses_too_few_points():
@@ -30,13 +30,29 @@ def test_surrogate_fits_a_smooth_function_and_refuses_too_few_points():
 
 
 def test_screening_spends_exactly_the_budget_and_beats_plain_nsga2():
+    problem = StandardProblem("dtlz2")
     igd_of = {}
-    for problem in (StandardProblem("zdt1"), StandardProblem("dtlz2")):
-        for name in ("nsga2", "nsga2_screened"):
-            result = run_algorithm(name, problem, budget=300, seed=0, pop_size=20)
-            assert len(result.archive) == 300
-            front = result.archive.F[result.archive.front_indices()]
-            igd_of[(problem.name, name)] = igd(front, problem.true_front())
-    # at 300 evaluations: zdt1 IGD 0.86 against 1.33, dtlz2 0.23 against 0.39
-    assert igd_of[("zdt1", "nsga2_screened")] < 0.8 * igd_of[("zdt1", "nsga2")]
-    assert igd_of[("dtlz2", "nsga2_screened")] < 0.8 * igd_of[("dtlz2", "nsga2")]
+    for name in ("nsga2", "nsga2_screened"):
+        result = run_algorithm(name, problem, budget=150, seed=0, pop_size=10)
+        assert len(result.archive) == 150
+        front = result.archive.F[result.archive.front_indices()]
+        igd_of[name] = igd(front, problem.true_front())
+    # at 150 evaluations (seeds 0, 1, 2): IGD 0.23, 0.28, 0.32 against 0.41, 0.40, 0.55
+    assert igd_of["nsga2_screened"] < 0.8 * igd_of["nsga2"]
+
+
+def test_batch_picks_extend_the_front_and_leave_predicted_infeasible_rows_last():
+    front = np.array([[0.0, 1.0], [1.0, 0.0]])
+    predicted = np.array(
+        [
+            [0.5, 0.5],  # fills the gap: the largest gain
+            [0.52, 0.52],  # dominated by the first pick once it is taken
+            [0.1, 0.8],
+            [2.0, 2.0],  # dominated: no gain
+            [0.2, 0.2],  # the best of all, but predicted infeasible
+        ]
+    )
+    violation = np.array([0.0, 0.0, 0.0, 0.0, 3.0])
+    assert pick_by_hypervolume(front, predicted, violation, 2) == [0, 2]
+    assert pick_by_hypervolume(front, predicted, violation, 5) == [0, 2, 4]  # caller fills up
+    assert pick_by_hypervolume(np.zeros((0, 2)), predicted[:1], np.zeros(1), 1) == [0]
