@@ -195,7 +195,8 @@ def _timers(env: ProductionLineEnv) -> tuple[dict[str, _Accumulator], list[tuple
     line = env.line
     timers = {name: _Accumulator() for name in ("fmu", "exchange", "advance", "step")}
     patches: list[tuple[Any, str, Any]] = []
-    for unit in line.system.units.values():
+    units = [m.unit for m in line.machines] + [c.unit for c in line.conveyors if c is not None]
+    for unit in units:
         fast = unit._fast
         for name in ("set_real", "get_real", "do_step_c", "set_integer", "set_boolean"):
             if getattr(fast, name, None) is not None:
