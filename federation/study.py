@@ -149,6 +149,8 @@ class StudyConfig:
     deployment_timeout_s: float = 900.0
     num_cpus: int | None = None
     stages: tuple[str, ...] = ("baselines", "federation", "dp", "scaling")
+    report_only: bool = False
+    """Run nothing: the report from the stages saved so far."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -203,11 +205,18 @@ class StudyConfig:
 
 
 # -- stages -------------------------------------------------------------------------------------
-def _cached(out: Path, stage: str, say: Say, compute: Callable[[], dict[str, Any]]) -> Any:
+def _cached(
+    config: StudyConfig, out: Path, stage: str, say: Say, compute: Callable[[], dict[str, Any]]
+) -> Any:
+    """The stage's saved result, else (unless ``config.report_only``: None) computed and
+    saved."""
     path = out / f"{stage}.json"
     if path.is_file():
         say(f"[{stage}] done before: {path}")
         return json.loads(path.read_text(encoding="utf-8"))
+    if config.report_only:
+        say(f"[{stage}] not run (report only)")
+        return None
     started = time.monotonic()
     say(f"[{stage}] ...")
     result = compute()
@@ -453,6 +462,7 @@ def _baselines(config: StudyConfig, folder: Path, say: Say) -> dict[str, Any]:
     """Central and local-only policies, trained with the first seed (shared by all seeds)."""
     seed = config.seeds[0]
     central = _cached(
+        config,
         folder,
         f"central-s{seed}",
         say,
@@ -464,7 +474,7 @@ def _baselines(config: StudyConfig, folder: Path, say: Say) -> dict[str, Any]:
         def compute(node: str = node) -> dict[str, Any]:
             return stage_pooled(config, seed, [node], [node, config.held_out], say)
 
-        local[node] = _cached(folder, f"local-{node}-s{seed}", say, compute)
+        local[node] = _cached(config, folder, f"local-{node}-s{seed}", say, compute)
     return {"central": central, "local": local}
 
 
@@ -476,11 +486,12 @@ def _run_seed(
     got: dict[str, Any] = {}
     if "baselines" in stages:
         got["initial"] = _cached(
-            folder, f"initial-s{seed}", say, lambda: stage_initial(config, seed)
+            config, folder, f"initial-s{seed}", say, lambda: stage_initial(config, seed)
         )
         got.update(baselines)
     if "federation" in stages:
         got["federation"] = _cached(
+            config,
             folder,
             f"federation-s{seed}",
             say,
@@ -495,12 +506,16 @@ def _run_seed(
             "dp-delta": config.dp_delta,
         }
         got["dp"] = _cached(
+            config,
             folder,
             f"dp-s{seed}",
             say,
             lambda: stage_federation(config, seed, folder / f"dp-s{seed}", say, **dp),
         )
-    return got
+    if got.get("central") is None or any(v is None for v in got.get("local", {}).values()):
+        got.pop("central", None)  # report only, before the baselines were all trained
+        got.pop("local", None)
+    return {key: value for key, value in got.items() if value is not None}
 
 
 def run_study(config: StudyConfig, out: str | Path, say: Say = print) -> dict[str, Any]:
@@ -514,9 +529,10 @@ def run_study(config: StudyConfig, out: str | Path, say: Say = print) -> dict[st
     raw: dict[str, Any] = {"config": asdict(config), "seeds": {}}
     baselines = _baselines(config, folder, say) if "baselines" in stages else {}
     if "baselines" in stages and config.held_out:
-        raw["heuristics"] = _cached(
-            folder, "heuristics-held-out", say, lambda: {"z": held_out_heuristics(config)}
-        )["z"]
+        heuristics = _cached(
+            config, folder, "heuristics-held-out", say, lambda: {"z": held_out_heuristics(config)}
+        )
+        raw["heuristics"] = heuristics["z"] if heuristics else None
     for seed in config.seeds:
         raw["seeds"][seed] = _run_seed(config, seed, folder, say, baselines)
     if "scaling" in stages:
@@ -526,19 +542,24 @@ def run_study(config: StudyConfig, out: str | Path, say: Say = print) -> dict[st
             def simulated(count: int = count) -> dict[str, Any]:
                 return stage_scaling_simulation(config, count, folder, say)
 
-            raw["scaling"].append(_cached(folder, f"scaling-simulation-{count}", say, simulated))
+            raw["scaling"].append(
+                _cached(config, folder, f"scaling-simulation-{count}", say, simulated)
+            )
         for count in config.deployment_nodes:
 
             def deployed(count: int = count) -> dict[str, Any]:
                 return stage_scaling_deployment(config, count, folder, say)
 
             try:
-                raw["scaling"].append(_cached(folder, f"scaling-deployment-{count}", say, deployed))
+                raw["scaling"].append(
+                    _cached(config, folder, f"scaling-deployment-{count}", say, deployed)
+                )
             except RuntimeError as error:  # DeploymentError too: reported, not cached
                 say(f"[scaling-deployment-{count}] failed: {str(error)[:2000]}")
                 raw["scaling"].append(
                     {"engine": "deployment", "nodes": count, "error": str(error)[:2000]}
                 )
+    raw["scaling"] = [row for row in raw.get("scaling", []) if row is not None]
     results = summarise(config, raw)
     write_report(folder, config, results, raw)
     return results

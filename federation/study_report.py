@@ -272,17 +272,17 @@ def _markdown(config: StudyConfig, results: Mapping[str, Any]) -> str:
     for seed, s in results["seeds"].items():
         b, r = s.get("baselines", {}), s.get("rounds_to_95", {})
         reached = r.get("round")
-        cell = (
-            str(reached)
-            if reached is not None
-            else ("undefined" if r and not r["defined"] else f"not in {config.rounds}")
-        )
+        if not r:
+            cell = ratio = "–"
+        else:
+            cell = str(reached) if reached is not None else f"not in {config.rounds}"
+            cell = cell if r["defined"] else "undefined (central did not improve)"
+            ratio = str(r["round_z_within_1_over_095_of_central"] or f"not in {config.rounds}")
         lines.append(
             f"| {seed} | {_fmt(b.get('initial_mean_return'))} | "
             f"{_fmt(b.get('central_mean_return'))} | {_fmt(r.get('target'))} | "
             f"{_fmt(b.get('local_only_mean_return_own_node'))} | "
-            f"{_fmt(s.get('federation', {}).get('final_mean_return'))} | {cell} | "
-            f"{r.get('round_z_within_1_over_095_of_central') or f'not in {config.rounds}'} |"
+            f"{_fmt(s.get('federation', {}).get('final_mean_return'))} | {cell} | {ratio} |"
         )
     lines += ["", "Held-out node, weighted objective Z (lower is better):", ""]
     lines += [

@@ -5,6 +5,7 @@ held-out node, wall time and memory (simulation vs deployment, 4/8/16 nodes), th
     python scripts/federation_study.py --seeds 0 1 2 --rounds 15 --local-steps 2048 \\
         --horizon-h 168 --eval-seeds 3 --out runs/federation_study_full
     python scripts/federation_study.py --stages baselines federation   # part of it
+    python scripts/federation_study.py --report-only    # the tables from what has run so far
 
 Each stage writes ``<out>/<stage>.json``; a stage whose file exists is not run again, so an
 interrupted study continues where it stopped (delete a stage's file to rerun it, or pick a new
@@ -110,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--num-cpus", type=int, help="CPUs Ray may use (default all): ClientApps at a time"
     )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: write results.json/.md/.png from the stages saved in --out so far",
+    )
     return parser
 
 
@@ -136,12 +142,13 @@ def main(argv: list[str] | None = None) -> int:
             scaling_local_steps=args.scaling_local_steps,
             num_cpus=args.num_cpus,
             stages=tuple(args.stages),
+            report_only=args.report_only,
         )
         config.local_config(config.seeds[0])  # PPO settings checked before anything runs
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if {"federation", "dp", "scaling"} & set(config.stages):
+    if {"federation", "dp", "scaling"} & set(config.stages) and not config.report_only:
         from federation.simulation import SIMULATION_INSTALL, ray_available
 
         if not ray_available():

@@ -164,6 +164,14 @@ def test_script_bad_options_exit_2_and_write_nothing(argv, message, tmp_path, ca
     assert not out.exists()
 
 
+def test_report_only_runs_nothing_and_writes_the_empty_tables(tmp_path, capsys):
+    out = tmp_path / "study"
+    assert federation_study.main(["--report-only", "--out", str(out)]) == 0
+    assert "not run (report only)" in capsys.readouterr().out
+    assert json.loads((out / "results.json").read_text())["rounds_to_95_per_seed"] == []
+    assert not (out / "central-s0.json").exists()
+
+
 def test_script_unknown_stage_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as exit_:
         federation_study.main(["--stages", "everything"])
