@@ -192,7 +192,8 @@ class ProductionLine:
             )
         for k, machine in enumerate(self.machines):
             low, high = machine.speed_range
-            machine.speed_factor = float(np.clip(speed_factors[k], low, high))
+            # np.clip's arithmetic (minimum(maximum(x, low), high)) without its per-call cost
+            machine.speed_factor = float(min(max(speed_factors[k], low), high))
             machine.standby_permitted = bool(standby[k])
             if maintenance[k] and machine.state not in OUT_OF_SERVICE:
                 machine.maintenance_pending = True

@@ -363,8 +363,9 @@ class FmuUnit:
             except TerminationRequested as request:
                 reached, function = request.time, request.function
         else:
-            function = "fmi3DoStep" if self._fmi3 else "fmi2DoStep"
             reached = self._fast.do_step(self, now, dt)
+            if reached is not None:
+                function = "fmi3DoStep" if self._fmi3 else "fmi2DoStep"
         if reached is not None:
             self.time = reached
             self.stop_request = StopRequest(self.name, reached, function, tuple(self._messages))
