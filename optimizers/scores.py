@@ -130,6 +130,14 @@ def wilcoxon_table(hv: dict[str, np.ndarray]) -> list[dict]:
     return rows
 
 
+def ratio_of_medians(values: np.ndarray, base: np.ndarray) -> float:
+    """median(values) / median(base); inf when only the base median is 0, NaN when both are."""
+    top, bottom = float(np.median(values)), float(np.median(base))
+    if bottom > 0:
+        return top / bottom
+    return np.inf if top > 0 else np.nan
+
+
 def goal_tests(hv: dict[str, dict[str, np.ndarray]], goal_ratio: float) -> list[dict]:
     """Every algorithm against ``random`` on every problem of ``hv`` (problem → algorithm →
     final HV per seed): the ratio of HV medians, the one-sided Wilcoxon rank-sum p-value of
@@ -149,10 +157,7 @@ def goal_tests(hv: dict[str, dict[str, np.ndarray]], goal_ratio: float) -> list[
                 continue
             test = ranksums(values, base, alternative="greater")
             raw[(problem, algorithm)] = float(test.pvalue)
-            median = float(np.median(base))
-            ratios[(problem, algorithm)] = (
-                float(np.median(values)) / median if median > 0 else np.nan
-            )
+            ratios[(problem, algorithm)] = ratio_of_medians(values, base)
     adjusted = holm(raw)
     return [
         {
@@ -190,7 +195,6 @@ def format_goal_tests(tests: list[dict]) -> str:
 
 
 def summary_rows(scores: ProblemScores) -> list[dict]:
-    random_median = float(np.median(scores.hv["random"])) if "random" in scores.hv else np.nan
     rows = []
     for name, values in scores.hv.items():
         q1, median, q3 = np.percentile(values, [25, 50, 75])
@@ -200,7 +204,9 @@ def summary_rows(scores: ProblemScores) -> list[dict]:
             "runs": len(values),
             "hv_median": float(median),
             "hv_iqr": float(q3 - q1),
-            "x_random": float(median / random_median) if random_median > 0 else np.nan,
+            "x_random": ratio_of_medians(values, scores.hv["random"])
+            if "random" in scores.hv
+            else np.nan,
             "failures": scores.failures[name],
             "evaluations_per_s": scores.evaluations_per_s[name],
         }

@@ -98,6 +98,8 @@ def test_goal_tests_are_one_sided_and_holm_corrected_across_problems():
     assert tests["a"]["x_random"] == pytest.approx(0.82 / 0.62)
     assert tests["a"]["p"] < 0.01 and tests["a"]["p_holm"] == pytest.approx(2 * tests["a"]["p"])
     assert tests["a"]["goal_met"] and not tests["b"]["goal_met"]
+    zero = goal_tests({"z": {"nsga2": better, "random": np.zeros(5)}}, 1.2)[0]
+    assert zero["x_random"] == np.inf and zero["goal_met"]  # random search found nothing
     reverse = goal_tests({"a": {"nsga2": base, "random": better}}, 1.2)[0]
     assert reverse["p"] > 0.99  # one-sided: worse than random is no evidence
     table = format_goal_tests(list(tests.values()))
