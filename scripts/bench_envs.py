@@ -56,7 +56,7 @@ class BenchConfig:
     rounds: int = 5
     """Interleaved rounds; each figure is the median over rounds."""
     line_steps: int = 600
-    """ProductionLine-v0 steps timed (and half as many profiled)."""
+    """ProductionLine-v0 steps timed bare, then as many profiled (from Monday 06:00)."""
     json: Path | None = None
     """Also write the figures to this JSON file."""
 
@@ -251,56 +251,26 @@ def bench_vector(config: BenchConfig, inputs, outputs, action, workers: int, pro
     return {"steps_per_s": workers / seconds}
 
 
-# where a production-line step's time goes: profiler entries grouped by the file they live in
-PROFILE_GROUPS = (
-    ("FMU calls (FMU layer, FMPy, C)", ("_ctypes", "envs/fmu/", "fmpy/")),
-    ("co-simulation clock", ("envs/cosim.py",)),
-    ("discrete-event logic", ("envs/line.py", "envs/machines.py")),
-    ("observation and reward", ("envs/line_env.py",)),
-    ("KPI accounting", ("envs/kpi.py",)),
-)
-
-
 def bench_line(config: BenchConfig, progress) -> dict:
-    """Steps/s of ProductionLine-v0 under the naive policy, and a profile of one run."""
-    import cProfile
-    import pstats
-
+    """Steps/s of ProductionLine-v0 under the naive policy from Monday 06:00, and where a step's
+    time goes (:func:`envs.profiling.profile_steps`: perf_counter accumulators)."""
     import gymnasium
 
     import envs  # noqa: F401 - registers the envs
     from agents import make_heuristic
+    from envs.profiling import PART_LABELS, profile_steps
 
     env = gymnasium.make("twinfactory/ProductionLine-v0")
     policy = make_heuristic("naive", env)
-    observation, _ = env.reset(seed=0)
-    steps = config.line_steps
-    start = time.perf_counter()
-    for _ in range(steps):
-        observation, *_ = env.step(policy.predict(observation)[0])
-    steps_per_s = steps / (time.perf_counter() - start)
-    progress.update(1)
-    profiler = cProfile.Profile()
-    observation, _ = env.reset(seed=1)
-    profiler.enable()
-    for _ in range(steps // 2):
-        observation, *_ = env.step(policy.predict(observation)[0])
-    profiler.disable()
-    env.close()
-    progress.update(1)
-    stats = pstats.Stats(profiler).stats
-    total = sum(entry[2] for entry in stats.values())  # own time of every function
-    shares = dict.fromkeys(
-        [name for name, _ in PROFILE_GROUPS] + ["other (numpy, gymnasium, ...)"], 0.0
-    )
-    for (filename, _line, function), entry in stats.items():
-        label = f"{filename}:{function}"
-        group = next(
-            (name for name, keys in PROFILE_GROUPS if any(key in label for key in keys)),
-            "other (numpy, gymnasium, ...)",
+    try:
+        profile = profile_steps(
+            env.unwrapped, lambda o: policy.predict(o)[0], config.line_steps, seed=0, skip=72
         )
-        shares[group] += entry[2] / total
-    return {"steps_per_s": steps_per_s, "profile_share": shares}
+    finally:
+        env.close()
+    progress.update(2)
+    shares = {PART_LABELS[part]: share for part, share in profile.shares.items()}
+    return {"steps_per_s": profile.steps_per_s, "profile_share": shares}
 
 
 def run(config: BenchConfig) -> dict:
@@ -347,7 +317,7 @@ def run(config: BenchConfig) -> dict:
         f"\nProductionLine-v0 (default scenario, naive policy): {line['steps_per_s']:,.0f} "
         f"steps/s = {line['steps_per_s'] * 300 / 3600:,.0f} simulated hours per second"
     )
-    print("where a step's time goes (own time, cProfile):")
+    print("where a step's time goes (envs.profiling, perf_counter accumulators):")
     for group, share in line["profile_share"].items():
         print(f"  {group:<32}{share:>6.0%}")
     results["production_line"] = line
@@ -390,7 +360,7 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
         "--line-steps",
         type=int,
         default=defaults.line_steps,
-        help="ProductionLine-v0 steps timed; half as many are profiled",
+        help="ProductionLine-v0 steps timed bare, then as many profiled (from Monday 06:00)",
     )
     parser.add_argument(
         "--rounds",
@@ -405,6 +375,8 @@ def parse_args(argv: list[str] | None = None) -> BenchConfig:
     for option in ("steps", "resets", "vector_steps", "rounds", "line_steps"):
         if getattr(args, option) < (1 if option == "rounds" else 10):
             parser.error(f"--{option.replace('_', '-')} is too small")
+    if args.line_steps > 2016 - 72:
+        parser.error("--line-steps must be at most 1944 (the week after Monday 06:00)")
     if not args.step_size > 0:
         parser.error("--step-size must be positive")
     return BenchConfig(
