@@ -70,6 +70,7 @@ def _scheduler_address(scheduler_file: Path, process: subprocess.Popen, log: Pat
     pytest.fail(f"dask scheduler did not start in 30 s: {log.read_text()[-2000:]}")
 
 
+@pytest.mark.slow  # 3 interpreters start (scheduler, 2 workers): 10-20 s on a loaded 2-core box
 @pytest.mark.skipif(not DASK.is_file(), reason="the dask command is not installed")
 def test_an_optimisation_on_a_scheduler_and_two_worker_processes_equals_serial(tmp_path):
     import numpy as np
