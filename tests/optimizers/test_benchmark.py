@@ -97,7 +97,10 @@ def test_benchmark_caches_runs_and_recomputes_only_what_changed(tmp_path):
     assert "igd_median" in rows[("dtlz2", "nsga2")]
     assert len(first["problems"]["dtlz2"]["wilcoxon"]) == 1
     assert (tmp_path / "anytime_factory.png").stat().st_size > 0
-    assert (tmp_path / "table.md").read_text().count("| factory |") == 2
+    # two summary rows and nsga2's goal test against random search
+    assert (tmp_path / "table.md").read_text().count("| factory |") == 3
+    goals = {(t["problem"], t["algorithm"]) for t in first["goal_tests"]}
+    assert goals == {("dtlz2", "nsga2"), ("factory", "nsga2")}
 
     lines.clear()
     again = run_benchmark(config, progress=False, echo=lines.append)

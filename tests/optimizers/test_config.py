@@ -21,6 +21,9 @@ def test_shipped_configs_load():
     from optimizers.registry import ALGORITHMS
 
     assert benchmark.algorithms == ALGORITHMS  # the shipped benchmark runs every algorithm
+    ladder = load_benchmark_config(CONFIGS / "optimize_ladder.toml")
+    assert {"small_line", "factory", "large_line"} <= set(ladder.problems)
+    assert ladder.seed_heuristics and ladder.seeds >= 5 and ladder.budget_for("large_line") < 100
 
 
 def test_partial_factory_table_keeps_the_benchmark_defaults(tmp_path):
