@@ -102,6 +102,12 @@ class CoSimulation:
         if len(starts) != 1:
             raise ValueError(f"all units must start at the same time, not {sorted(starts)}")
         self.start_time = _exact(starts.pop())
+        # time(n) = start + n·tick = (a·q + n·p·b) / (b·q) for start = a/b, tick = p/q: an int
+        # true division, correctly rounded like float(Fraction), without building Fractions
+        a, b = self.start_time.numerator, self.start_time.denominator
+        p, q = self.tick.numerator, self.tick.denominator
+        self._clock = (a * q, p * b, b * q)
+        self._ticks_of: dict[float | str, int] = {}
         self.ticks = 0
         self.connections = [self._connection(source, target) for source, target in connections]
         targets = [(c.target_unit, c.target) for c in self.connections]
@@ -154,7 +160,11 @@ class CoSimulation:
     @property
     def time(self) -> float:
         """Simulation time in seconds: exactly start + ticks * tick, rounded once."""
-        return float(self.start_time + self.ticks * self.tick)
+        return self._time_at(self.ticks)
+
+    def _time_at(self, ticks: int) -> float:
+        offset, per_tick, denominator = self._clock
+        return (offset + ticks * per_tick) / denominator
 
     def ticks_of(self, dt: float | str) -> int:
         """``dt`` seconds as a whole number of ticks, or a ValueError that says why not."""
@@ -168,6 +178,8 @@ class CoSimulation:
 
     # -- stepping ---------------------------------------------------------------
     def _propagate(self) -> None:
+        if not self.connections:
+            return
         values = {
             (c.source_unit, c.source): self.units[c.source_unit].get(c.source)
             for c in self.connections
@@ -196,10 +208,14 @@ class CoSimulation:
                 f"t = {self.stop_request.time:g} s: {self.stop_request.describe()}. Call reset() "
                 "to start again, or restore() a snapshot taken before the stop."
             )
-        ticks = self.ticks_of(dt)
-        start = self.time
+        ticks = self._ticks_of.get(dt) if isinstance(dt, str | float) else None
+        if ticks is None:
+            ticks = self.ticks_of(dt)
+            if isinstance(dt, str | float):
+                self._ticks_of[dt] = ticks
+        start = self._time_at(self.ticks)
         end_ticks = self.ticks + ticks
-        seconds = float(self.start_time + end_ticks * self.tick) - start
+        seconds = self._time_at(end_ticks) - start
         for unit in self.units.values():
             unit.step(seconds, time=start)
         self.ticks = end_ticks

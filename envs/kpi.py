@@ -171,12 +171,17 @@ class Kpis:
 
     def as_dict(self) -> dict[str, float]:
         """Every KPI by name, OEE included (the ``info["kpi_total"]`` layout)."""
-        return {**asdict(self), "oee": self.oee}
+        values = {name: getattr(self, name) for name in _KPI_FIELDS}
+        values["oee"] = self.oee
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, float]) -> Kpis:
         """The inverse of :meth:`as_dict` (derived entries such as ``oee`` are ignored)."""
         return cls(**{f.name: values[f.name] for f in fields(cls)})  # type: ignore[arg-type]
+
+
+_KPI_FIELDS = tuple(f.name for f in fields(Kpis))
 
 
 def _ratio(numerator: float, denominator: float, empty: float) -> float:

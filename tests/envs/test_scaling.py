@@ -116,7 +116,6 @@ def test_a_step_profile_splits_the_step_and_leaves_the_env_as_it_was():
         profile = profile_steps(env, lambda _: nominal, 4, seed=1, skip=2)
         assert set(profile.parts_s) == set(PARTS)
         assert all(seconds >= 0 for seconds in profile.parts_s.values())
-        assert profile.parts_s["fmu_calls"] > 0
         # 10 ticks of 9 units (7 machines, 2 conveyors): at least a doStep, a set and a get each
         assert profile.fmu_calls_per_step >= 10 * 9 * 3
         assert sum(profile.parts_s.values()) <= profile.instrumented_step_s
