@@ -351,6 +351,7 @@ def _plot(folder: Path, results: Mapping[str, Any]) -> Path:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(7, 4))
+    baselines_drawn = False
     for seed, s in results["seeds"].items():
         b = s.get("baselines")
         start = [(0.0, b["initial_mean_return"])] if b else []
@@ -359,16 +360,17 @@ def _plot(folder: Path, results: Mapping[str, Any]) -> Path:
                 (float(r), v) for r, v in s["federation"]["mean_return_per_round"].items()
             )
             axes.plot(*zip(*points, strict=True), "-o", label=f"federation (seed {seed})")
-        if b:
+        if b and not baselines_drawn:  # trained once, with the first seed
+            baselines_drawn = True
             axes.plot(*zip(*(start + b["central_curve"]), strict=True), "-s", label="central")
             axes.plot(
                 *zip(*(start + b["local_curve"]), strict=True), "-^", label="local-only (own node)"
             )
-        if "rounds_to_95" in s:
-            axes.axhline(s["rounds_to_95"]["target"], ls="--", color="grey", lw=1)
+            if s.get("rounds_to_95", {}).get("defined"):
+                axes.axhline(s["rounds_to_95"]["target"], ls="--", color="grey", lw=1)
     axes.set_xlabel("round (central / local-only: the same env steps per node)")
     axes.set_ylabel("mean return over the training nodes")
-    axes.set_title("Federated vs central vs local-only PPO (dashed: 95 % target)")
+    axes.set_title("Federated vs central vs local-only PPO (dashed: 95 % target, if defined)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
     figure.tight_layout()
