@@ -11,6 +11,9 @@ from envs.seeding import HELD_OUT_SEEDS_FROM
 
 __all__ = ["TrainConfig", "parse_env_kwargs"]
 
+# the heuristics agents.heuristics defines (named here so the config needs no env imports)
+_HEURISTIC_NAMES = ("naive", "fixed_interval", "condition_based")
+
 
 @dataclass(frozen=True, kw_only=True)
 class TrainConfig:
@@ -62,8 +65,9 @@ class TrainConfig:
     )
     pretrain_policy: str = setting(
         "",
-        choices=("", "naive", "fixed_interval", "condition_based"),
-        doc="heuristic to imitate before PPO starts (agents.pretraining; '' = none)",
+        doc="policy to imitate before PPO starts (agents.pretraining): a heuristic (naive, "
+        "fixed_interval, condition_based) or a tuned-rule TOML file (agents.tuned_rule, e.g. "
+        "configs/tuned_rule.toml); '' = none",
     )
     pretrain_steps: int = setting(20_000, low=64, high=10_000_000, doc="env steps of imitation")
     pretrain_epochs: int = setting(20, low=1, high=1000, doc="passes over the imitation data")
@@ -79,6 +83,18 @@ class TrainConfig:
     eval_episodes: int = setting(2, low=1, high=100)
 
     def __post_init__(self) -> None:
+        policy = self.pretrain_policy
+        if policy and policy not in _HEURISTIC_NAMES and not policy.endswith(".toml"):
+            raise ValueError(
+                f"pretrain_policy '{policy}' is neither a heuristic "
+                f"({', '.join(_HEURISTIC_NAMES)}) nor a tuned-rule .toml file; use one of those "
+                "or '' for none"
+            )
+        if policy.endswith(".toml") and not Path(policy).is_file():
+            raise ValueError(
+                f"pretrain_policy '{policy}': no such tuned-rule file (scripts/tune_rule.py "
+                "writes one; configs/tuned_rule.toml is shipped)"
+            )
         rollout = self.n_steps * self.n_envs
         if rollout % self.batch_size:
             raise ValueError(

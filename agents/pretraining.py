@@ -121,14 +121,20 @@ def pretrain(
     epochs: int,
     env_factory: Callable[[], Any],
 ) -> dict[str, float]:
-    """Warm-start ``model`` by imitating the named heuristic for ``steps`` env steps in the
-    model's own vector env. ``env_factory()`` makes one plain env the heuristic reads its
-    layout from. Returns the fit's final errors and the demonstrations' mean episode reward."""
+    """Warm-start ``model`` by imitating ``heuristic`` — a heuristic's name or a tuned-rule TOML
+    file (:mod:`agents.tuned_rule`) — for ``steps`` env steps in the model's own vector env.
+    ``env_factory()`` makes one plain env the policy reads its layout from. Returns the fit's
+    final errors and the demonstrations' mean episode reward."""
     from agents.heuristics import make_heuristic
 
     layout_env = env_factory()
     try:
-        policy = make_heuristic(heuristic, layout_env)
+        if heuristic.endswith(".toml"):
+            from agents.tuned_rule import TunedRulePolicy, load_rule
+
+            policy: Any = TunedRulePolicy(layout_env, load_rule(heuristic), source=heuristic)
+        else:
+            policy = make_heuristic(heuristic, layout_env)
     finally:
         layout_env.close()
     demonstrations = collect(model.get_env(), policy, steps)

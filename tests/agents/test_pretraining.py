@@ -68,3 +68,38 @@ def test_pretraining_runs_inside_train_and_refuses_other_envs(tmp_path, capsys):
         make_vec_env(TrainConfig(env_id="twinfactory/Fmu-v0", pretrain_policy="naive"), seed=0)
     with pytest.raises(ConfigError, match="pretrain_policy"):
         from_mapping(TrainConfig, {"pretrain_policy": "oracle"}, source="test")
+
+
+def test_pretraining_imitates_a_tuned_rule_file_and_refuses_a_missing_one(tmp_path):
+    from stable_baselines3 import PPO
+
+    from agents.tuned_rule import TunedRulePolicy, load_rule
+
+    rule = "configs/tuned_rule.toml"
+    config = TrainConfig(
+        env_kwargs={"horizon_h": 4.0}, n_envs=1, net_arch=(32, 32), pretrain_policy=rule
+    )
+    env = make_vec_env(config, seed=0)
+    model = PPO("MlpPolicy", env, n_steps=64, batch_size=64, seed=0, device="cpu")
+    report = pretrain(
+        model, rule, steps=256, epochs=60, env_factory=lambda: ProductionLineEnv(horizon_h=4.0)
+    )
+    assert report["steps"] == 256 and report["actor_mse"] < 0.1
+    layout = ProductionLineEnv(horizon_h=4.0)
+    observation, _ = layout.reset(seed=3)
+    expected, _ = TunedRulePolicy(layout, load_rule(rule)).predict(observation)
+    imitated, _ = model.predict(observation, deterministic=True)
+    # the tuned rule's mills run at 0.70 of nominal speed: the imitation's speeds follow
+    speeds = slice(0, None, 3)
+    assert np.abs(imitated[speeds] - expected[speeds]).mean() < 0.15
+    layout.close()
+    env.close()
+    with pytest.raises(ConfigError, match="no such tuned-rule file"):
+        from_mapping(TrainConfig, {"pretrain_policy": str(tmp_path / "gone.toml")}, source="t")
+
+
+def test_the_config_knows_every_heuristic_by_name():
+    from agents.config import _HEURISTIC_NAMES
+    from agents.heuristics import HEURISTICS
+
+    assert set(_HEURISTIC_NAMES) == set(HEURISTICS)
