@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from agents.report import EvaluateConfig, evaluation_report
     from agents.statistics import Estimate, estimate
     from agents.training import TrainingDiverged, train
+    from agents.tuned_rule import RuleSettings, TunedRulePolicy, load_rule, tune_rule
     from agents.tuning import TuneConfig, tune
 
 _SOURCES = {
@@ -54,6 +55,7 @@ _SOURCES = {
     "agents.report": ("EvaluateConfig", "evaluation_report"),
     "agents.statistics": ("Estimate", "estimate"),
     "agents.training": ("TrainingDiverged", "train"),
+    "agents.tuned_rule": ("RuleSettings", "TunedRulePolicy", "load_rule", "tune_rule"),
     "agents.tuning": ("TuneConfig", "tune"),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
@@ -69,20 +71,24 @@ __all__ = [
     "FixedIntervalPolicy",
     "NaivePolicy",
     "PairedComparison",
+    "RuleSettings",
     "TrainConfig",
     "TrainingDiverged",
     "TuneConfig",
+    "TunedRulePolicy",
     "estimate",
     "evaluate",
     "evaluation_report",
     "export",
     "load_policy",
+    "load_rule",
     "make_heuristic",
     "paired_comparisons",
     "run_episode",
     "summarise",
     "train",
     "tune",
+    "tune_rule",
 ]
 
 
