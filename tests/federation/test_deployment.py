@@ -32,7 +32,9 @@ from federation.records import load_checkpoint
 from federation.server_app import observation_size
 from federation.task import initial_weights, train_locally
 
-pytestmark = pytest.mark.slow
+# the module fixture (a 3-round TLS deployment with a node killed and restarted) takes ~6 min on
+# an idle 2-core machine; pytest-timeout would otherwise stop it at the global 600 s under load
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 RUN_CONFIG = {
     "num-rounds": 3,
