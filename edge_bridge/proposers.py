@@ -110,28 +110,12 @@ def load_proposer(spec: str, env: ProductionLineEnv) -> Proposer:
 
 
 def _plan_proposer(path: Path, pick: str, env: ProductionLineEnv) -> Proposer:
-    from optimizers.compare import PlanPolicy
-    from optimizers.config import ProblemConfig
-    from optimizers.pareto import ParetoFileError, load_pareto, pick_plan
-    from optimizers.problems import FactoryProblem
+    from agents.report import load_plan_policy
 
-    problem = FactoryProblem(ProblemConfig(), scenario=env.scenario)
-    try:
-        front = load_pareto(path, problem)
-    except (ParetoFileError, ValueError) as error:
-        raise ProposerError(
-            f"{path}: not a plan file for scenario '{env.scenario.name}' ({error})"
-        ) from error
-    if pick:
-        if not pick.isdigit() or int(pick) >= len(front):
-            raise ProposerError(
-                f"{path}#{pick}: the plan index must be a whole number below {len(front)}"
-            )
-        index = int(pick)
-    else:
-        chosen = pick_plan(front, "knee")
-        if chosen is None:
-            raise ProposerError(f"{path}: the front holds no plan")
-        index = chosen
-    plan = problem.encoding.decode(front.X[index])
-    return Proposer(f"plan#{index}", f"{file_version(path)}#{index}", PlanPolicy(env, plan), env)
+    spec = f"{path}#{pick}" if pick else str(path)
+    try:  # the one loader of plan specs (evaluate.py uses it too): scenario, encoding, index
+        label, policy = load_plan_policy(spec, env)
+    except ValueError as error:
+        raise ProposerError(str(error)) from error
+    index = label.partition("#")[2]
+    return Proposer(label, f"{file_version(path)}#{index}", policy, env)
