@@ -23,7 +23,14 @@ def test_tiny_demo_trains_evaluates_and_plots(tmp_path, capsys):
     assert "change against naive" in printed and "ppo" in printed
     assert "OEE" in printed and "paired against " in printed
     payload = json.loads((tmp_path / "evaluation.json").read_text())
-    assert set(payload["episodes"]) == {"naive", "fixed_interval", "condition_based", "ppo"}
+    assert set(payload["episodes"]) == {
+        "naive",
+        "fixed_interval",
+        "condition_based",
+        "tuned_rule",
+        "ppo",
+    }
+    assert "learned policies against" in printed  # the goal line against the best baseline
     assert "ppo" in payload["paired"] and payload["config"]["seeds"] == [1000]
     assert (tmp_path / "kpis.png").is_file() and (tmp_path / "ppo" / "model.zip").is_file()
 
