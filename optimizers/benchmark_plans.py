@@ -52,10 +52,7 @@ def compare_chosen_plans(
     ``condition_based`` on ``config.compare_seeds`` held-out weeks (``compare_horizon_h``
     hours each, default the scenario's week); prints the KPI tables and returns, per problem,
     the algorithm, seed, plan and :func:`optimizers.compare.comparison_report`."""
-    from tqdm import tqdm
-
-    from agents.evaluation import format_changes, format_table
-    from optimizers.compare import compare_with_heuristics, comparison_report
+    from optimizers.compare import compare_plan_shown, comparison_report
 
     seeds = held_out_seeds(config.compare_seeds)
     reports: dict[str, Any] = {}
@@ -71,22 +68,17 @@ def compare_chosen_plans(
         index = int(front[weighted_choice(archive.F[front], problem.default_weights)])
         x = archive.X[index]
         horizon = config.compare_horizon_h or problem.scenario.horizon_h
-        steps = round(horizon * 3600 / problem.scenario.decision_interval_s) * 3 * len(seeds)
-        with tqdm(total=steps, desc=f"{name} held out", unit="step", disable=not progress) as bar:
-            outcome = compare_with_heuristics(
-                problem.scenario,
-                problem.encoding.decode(x),
-                seeds,
-                horizon_h=horizon,
-                on_step=lambda: bar.update(1),
-            )
-        echo(
-            f"{name}: {algorithm}'s chosen plan (seed {seed}, the median-HV run; smallest w·F "
-            f"of its front) on {len(seeds)} held-out weeks, {horizon:g} h each"
+        outcome = compare_plan_shown(
+            problem.scenario,
+            problem.encoding.decode(x),
+            seeds,
+            horizon,
+            title=f"{name}: {algorithm}'s chosen plan (seed {seed}, the median-HV run; smallest "
+            f"w·F of its front) on {len(seeds)} held-out weeks, {horizon:g} h each",
+            desc=f"{name} held out",
+            progress=progress,
+            echo=echo,
         )
-        echo(format_table(outcome["summary"], "mean"))
-        for baseline, changes in outcome["changes"].items():
-            echo(format_changes({"plan": changes}, baseline))
         reports[name] = {
             "algorithm": algorithm,
             "seed": seed,

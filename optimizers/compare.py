@@ -123,6 +123,35 @@ def compare_with_heuristics(
     return {"results": results, "summary": summary, "changes": changes, "steps": steps}
 
 
+def compare_plan_shown(
+    scenario: Scenario,
+    plan: OperatingPlan,
+    seeds: Sequence[int],
+    horizon_h: float,
+    *,
+    title: str,
+    desc: str = "comparing",
+    progress: bool = True,
+    echo: Callable[[str], object] = print,
+) -> dict[str, Any]:
+    """:func:`compare_with_heuristics` with a progress bar (``desc``), then ``title``, the KPI
+    table and the plan's changes against each baseline through ``echo``; returns the outcome."""
+    from tqdm import tqdm
+
+    from agents.evaluation import format_changes, format_table
+
+    steps = round(horizon_h * 3600 / scenario.decision_interval_s) * (1 + len(BASELINES))
+    with tqdm(total=steps * len(seeds), desc=desc, unit="step", disable=not progress) as bar:
+        outcome = compare_with_heuristics(
+            scenario, plan, seeds, horizon_h=horizon_h, on_step=lambda: bar.update(1)
+        )
+    echo(title)
+    echo(format_table(outcome["summary"], "mean"))
+    for baseline, changes in outcome["changes"].items():
+        echo(format_changes({"plan": changes}, baseline))
+    return outcome
+
+
 def comparison_report(
     outcome: Mapping[str, Any], seeds: Sequence[int], horizon_h: float
 ) -> dict[str, Any]:

@@ -62,29 +62,21 @@ def compare_plan(
     """Compare the plan ``x`` with the heuristics on ``config.compare_seeds`` held-out seeds;
     prints the table and changes, writes ``comparison.json`` and ``comparison.png``; returns
     the report (:func:`optimizers.compare.comparison_report`)."""
-    from tqdm import tqdm
-
-    from agents.evaluation import format_changes, format_table, plot_kpis
-    from optimizers.compare import compare_with_heuristics, comparison_report
+    from agents.evaluation import plot_kpis
+    from optimizers.compare import compare_plan_shown, comparison_report
 
     seeds = held_out_seeds(config.compare_seeds)
     horizon = config.compare_horizon_h or problem.scenario.horizon_h
-    steps = round(horizon * 3600 / problem.scenario.decision_interval_s) * 3 * len(seeds)
-    with tqdm(total=steps, desc="comparing", unit="step", disable=not progress) as bar:
-        outcome = compare_with_heuristics(
-            problem.scenario,
-            problem.encoding.decode(x),
-            seeds,
-            horizon_h=horizon,
-            on_step=lambda: bar.update(1),
-        )
-    echo(
-        f"comparison over {len(seeds)} held-out seeds (from {HELD_OUT_SEEDS_FROM}), "
-        f"{horizon:g} h each, Monday 00:00"
+    outcome = compare_plan_shown(
+        problem.scenario,
+        problem.encoding.decode(x),
+        seeds,
+        horizon,
+        title=f"comparison over {len(seeds)} held-out seeds (from {HELD_OUT_SEEDS_FROM}), "
+        f"{horizon:g} h each, Monday 00:00",
+        progress=progress,
+        echo=echo,
     )
-    echo(format_table(outcome["summary"], "mean"))
-    for baseline, changes in outcome["changes"].items():
-        echo(format_changes({"plan": changes}, baseline))
     with atomic_path(out_dir / "comparison.png") as temporary:
         plot_kpis(outcome["summary"], temporary)
     report = comparison_report(outcome, seeds, horizon)
