@@ -14,7 +14,7 @@ SHIPPED = SCENARIO_DIR / "automotive_components.toml"
 
 
 def test_shipped_scenario_loads():
-    assert scenario_names() == ["automotive_components"]
+    assert scenario_names() == ["automotive_components", "large_line", "small_line"]
     scenario = load_scenario("automotive_components")
     assert [s.name for s in scenario.stations] == ["machining", "welding", "inspection"]
     assert scenario.machine_count == 7
