@@ -183,20 +183,20 @@ def cmd_deploy_local(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from federation.simulation import SimulationUnavailable, simulate
 
+    if args.num_cpus is not None and args.num_cpus < 1:
+        print(f"error: --num-cpus must be >= 1, got {args.num_cpus}", file=sys.stderr)
+        return BAD_INPUT
+    try:  # the options first: a bad one is reported whether or not Ray is installed
+        run_config = _checked_run_config(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return BAD_INPUT
     if not ray_available():
         print(
             "error: simulate needs Flower's simulation engine (ray), which is not installed: "
             f"{SIMULATION_INSTALL} — or run the same app in processes with deploy-local",
             file=sys.stderr,
         )
-        return BAD_INPUT
-    if args.num_cpus is not None and args.num_cpus < 1:
-        print(f"error: --num-cpus must be >= 1, got {args.num_cpus}", file=sys.stderr)
-        return BAD_INPUT
-    try:
-        run_config = _checked_run_config(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
     out = Path(args.out).resolve()
     rounds = int(run_config.get("num-rounds", RUN_CONFIG_DEFAULTS["num-rounds"]))
